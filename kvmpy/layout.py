@@ -1,0 +1,86 @@
+"""Every fixed guest-physical address, port and IRQ kvmpy uses, in one place.
+
+The x86 machine kvmpy builds is a PC without a BIOS: the VMM writes the boot structures
+(GDT, identity page tables, zero page, command line, MP table) itself and starts the vCPU
+in the mode the image wants.
+"""
+
+KiB = 1 << 10
+MiB = 1 << 20
+GiB = 1 << 30
+PAGE_SIZE = 4 * KiB
+
+# --- Guest-physical memory map ------------------------------------------------------------
+# RAM starts at 0; anything that does not fit below the MMIO hole continues above 4 GiB.
+MMIO_HOLE_START = 3 * GiB
+MMIO_HOLE_END = 4 * GiB
+
+# Low-memory boot structures written by the VMM (all below the 640 KiB conventional limit).
+BOOT_GDT_ADDR = 0x500  # GDT for the protected and long mode starts (see vcpu/modes.py)
+BOOT_IDT_ADDR = 0x600  # empty IDT: an early exception then shuts the guest down (triple fault)
+BOOT_TSS_ADDR = 0x1000  # 64-bit TSS; RSP0 lets ring-3 tiny guests take interrupts
+ZERO_PAGE_ADDR = 0x7000  # Linux boot_params
+BOOT_STACK_TOP = 0x8FF0  # initial RSP for images started in protected or long mode
+PML4_ADDR = 0x9000  # identity page tables: PML4, one PDPT, then PDs of 2 MiB pages
+PDPT_ADDR = 0xA000
+PD_ADDR = 0xB000
+IDENTITY_MAP_SIZE = 4 * GiB  # covers low RAM and the MMIO hole, so tiny guests reach devices
+CMDLINE_ADDR = 0x20000
+CMDLINE_MAX = 4 * KiB
+MPTABLE_ADDR = 0x9FC00  # MP floating pointer + table in the EBDA, where Linux scans for it
+EBDA_START = 0x9FC00
+LOW_RAM_END = 0xA0000  # start of the legacy VGA/ROM area, reported as reserved in e820
+HIGH_MEMORY = 1 * MiB  # protected-mode kernels and long-mode images load here
+REAL_MODE_LOAD_ADDR = 0x10000  # real-mode images start at CS:IP = 0x1000:0000
+REAL_MODE_SEGMENT = REAL_MODE_LOAD_ADDR >> 4
+
+# KVM on Intel needs three pages of guest-physical space for real-mode emulation and an
+# identity-mapped page table; put them just below the MMIO hole's top, out of RAM's way.
+KVM_TSS_ADDR = 0xFFFB_D000
+KVM_IDENTITY_MAP_ADDR = 0xFFFB_C000
+
+# --- MMIO windows (inside the hole) -------------------------------------------------------
+VIRTIO_MMIO_BASE = 0xD000_0000
+VIRTIO_MMIO_SIZE = 0x1000
+VIRTIO_MMIO_MAX_DEVICES = 16
+TEST_DEVICE_MMIO_BASE = 0xDF00_0000  # the MMIO test device the tiny guests talk to
+TEST_DEVICE_MMIO_SIZE = 0x1000
+IOAPIC_ADDR = 0xFEC0_0000
+LAPIC_ADDR = 0xFEE0_0000
+
+# --- Port I/O -----------------------------------------------------------------------------
+PIT_PORT = 0x40
+I8042_DATA_PORT = 0x60
+I8042_COMMAND_PORT = 0x64  # same device as the data port; offset 4 from 0x60
+I8042_PORT_LENGTH = 5
+RTC_PORT = 0x70  # index at +0, data at +1
+RTC_PORT_LENGTH = 2
+POST_PORT = 0x80  # firmware POST codes; logged at debug level
+DEBUG_EXIT_PORT = 0xF4  # a guest writes its verdict here; the VM stops with that exit code
+BOOT_TIMER_PORT = 0xF5  # a guest writes here once user space starts; the VMM records the time
+COM1_PORT = 0x3F8
+COM_PORT_LENGTH = 8
+
+# --- ISA IRQs (routed through KVM's in-kernel PIC and IOAPIC) ------------------------------
+PIT_IRQ = 0
+I8042_KEYBOARD_IRQ = 1
+COM1_IRQ = 4
+RTC_IRQ = 8
+VIRTIO_IRQ_FIRST = 5  # virtio-mmio devices get 5, 6, 7, 9, 10, 11, 14, 15 ... (see virtio_irqs)
+IOAPIC_PINS = 24
+
+
+def virtio_irqs():
+    """IRQ numbers free for virtio-mmio devices, in allocation order."""
+    taken = {PIT_IRQ, I8042_KEYBOARD_IRQ, 2, 3, COM1_IRQ, RTC_IRQ, 12, 13}
+    return [irq for irq in range(VIRTIO_IRQ_FIRST, IOAPIC_PINS) if irq not in taken]
+
+
+# --- Segment selectors in the boot GDT ----------------------------------------------------
+GDT_KERNEL_CODE64 = 0x08
+GDT_KERNEL_DATA = 0x10
+GDT_USER_CODE64 = 0x18  # RPL 3 added when loaded: 0x1b
+GDT_USER_DATA = 0x20  # RPL 3 added when loaded: 0x23
+GDT_TSS = 0x28  # a 16-byte system descriptor
+GDT_KERNEL_CODE32 = 0x38
+GDT_ENTRIES = 8
