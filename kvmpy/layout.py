@@ -18,7 +18,7 @@ MMIO_HOLE_END = 4 * GiB
 # Low-memory boot structures written by the VMM (all below the 640 KiB conventional limit).
 BOOT_GDT_ADDR = 0x500  # GDT for the protected and long mode starts (see vcpu/modes.py)
 BOOT_IDT_ADDR = 0x600  # empty IDT: an early exception then shuts the guest down (triple fault)
-BOOT_TSS_ADDR = 0x1000  # 64-bit TSS; RSP0 lets ring-3 tiny guests take interrupts
+BOOT_TSS_ADDR = 0x1000  # 64-bit TSS + I/O bitmap (to 0x3069): RSP0 and port access for ring 3
 ZERO_PAGE_ADDR = 0x7000  # Linux boot_params
 BOOT_STACK_TOP = 0x8FF0  # initial RSP for images started in protected or long mode
 PML4_ADDR = 0x9000  # identity page tables: PML4, one PDPT, then PDs of 2 MiB pages
@@ -58,6 +58,7 @@ RTC_PORT_LENGTH = 2
 POST_PORT = 0x80  # firmware POST codes; logged at debug level
 DEBUG_EXIT_PORT = 0xF4  # a guest writes its verdict here; the VM stops with that exit code
 BOOT_TIMER_PORT = 0xF5  # a guest writes here once user space starts; the VMM records the time
+BENCH_PORT = 0xF6  # a do-nothing device: the exit-cost benchmark's guest writes here in a loop
 COM1_PORT = 0x3F8
 COM_PORT_LENGTH = 8
 

@@ -1,0 +1,1 @@
+"""vCPUs: the KVM vCPU fd and its register state, start-up modes, CPUID, the run thread."""
