@@ -1,0 +1,112 @@
+"""Build the tiny test guests in this folder into ELF images kvmpy can boot.
+
+Each `*.S` is assembled with the system's GNU `as` and linked with `ld`; `layout.inc` is
+generated from `kvmpy.layout` first, so guests and VMM share one set of addresses. A note in
+each image (see `note.inc`) tells kvmpy's ELF loader which CPU mode to start the guest in.
+
+    python boot/guests/build.py [--out DIR]      # default: kvmpy/guests/ in this checkout
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERE = pathlib.Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+DEFAULT_OUT = REPO / "kvmpy" / "guests"
+if str(REPO) not in sys.path:  # the layout module is the single source of addresses
+    sys.path.insert(0, str(REPO))
+
+# Guests that start in real mode are linked at offset 0 of their segment (CS = 0x1000) and
+# loaded at the segment base; everything else is linked where it runs.
+REAL_MODE_GUESTS = {"realmode"}
+
+
+def layout_include() -> str:
+    """Every integer constant of kvmpy.layout as a gas `.set` line."""
+    from kvmpy import layout
+    lines = [
+        f".set {name}, {value:#x}"
+        for name, value in vars(layout).items()
+        if name.isupper() and isinstance(value, int)
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def sources() -> list[pathlib.Path]:
+    return sorted(HERE.glob("*.S"))
+
+
+def _run(command: list[str]) -> None:
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode:
+        raise SystemExit(f"guest build failed: {' '.join(command)}\n{result.stderr.strip()}")
+
+
+LINKER_SCRIPT = """\
+ENTRY(_start)
+PHDRS {{ image PT_LOAD; note PT_NOTE; }}
+SECTIONS {{
+    . = {link:#x};
+    .text : AT({load:#x}) {{ *(.text*) *(.rodata*) *(.data*) *(.bss*) }} :image
+    .note.kvmpy : {{ KEEP(*(.note.kvmpy)) }} :image :note
+    /DISCARD/ : {{ *(.note.gnu*) *(.comment) }}
+}}
+"""
+
+
+def linker_script(real_mode: bool) -> str:
+    from kvmpy import layout
+
+    if real_mode:  # linked at offset 0 of the CS segment, loaded at the segment base
+        return LINKER_SCRIPT.format(link=0, load=layout.REAL_MODE_LOAD_ADDR)
+    return LINKER_SCRIPT.format(link=layout.HIGH_MEMORY, load=layout.HIGH_MEMORY)
+
+
+def build_guest(source: pathlib.Path, work_dir: pathlib.Path, out_dir: pathlib.Path) -> pathlib.Path:
+    name = source.stem
+    obj = work_dir / f"{name}.o"
+    script = work_dir / f"{name}.ld"
+    target = out_dir / f"{name}.elf"
+    script.write_text(linker_script(real_mode=name in REAL_MODE_GUESTS))
+    _run(["as", "--64", "-I", str(work_dir), "-I", str(HERE), "-o", str(obj), str(source)])
+    _run(["ld", "-m", "elf_x86_64", "-nostdlib", "-static", "-z", "max-page-size=4096",
+          "-z", "noexecstack", "-T", str(script), "-o", str(target), str(obj)])
+    return target
+
+
+def build_all(out_dir: pathlib.Path = DEFAULT_OUT) -> list[pathlib.Path]:
+    for tool in ("as", "ld"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"guest build needs GNU binutils ('{tool}' not found): apt-get install binutils")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="kvmpy-guests-") as tmp:
+        work_dir = pathlib.Path(tmp)
+        (work_dir / "layout.inc").write_text(layout_include())
+        return [build_guest(source, work_dir, out_dir) for source in sources()]
+
+
+def fingerprint() -> str:
+    """A hash of every input, so callers can cache builds."""
+    digest = hashlib.sha256(layout_include().encode())
+    for path in sorted(HERE.glob("*.S")) + sorted(HERE.glob("*.inc")) + [pathlib.Path(__file__)]:
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=pathlib.Path, default=DEFAULT_OUT)
+    args = parser.parse_args()
+    for path in build_all(args.out):
+        print(path)
+
+
+if __name__ == "__main__":
+    main()

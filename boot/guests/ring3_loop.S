@@ -1,0 +1,35 @@
+# Count down from the command-line number in ring 3 (native speed under any KVM), marking
+# the loop's start and end on the POST port so a benchmark can time exactly the loop.
+.include "guest.inc"
+START_MODE MODE_LONG
+.intel_syntax noprefix
+.code64
+.set MARK_LOOP_START, 1
+.set MARK_LOOP_END, 2
+.text
+.global _start
+_start:
+    call cmdline_number
+    mov rbx, rax
+    lea rdi, [rip + user]
+    lea rsi, [rip + user_stack_top]
+    jmp enter_ring3
+
+user:
+    mov al, MARK_LOOP_START
+    out POST_PORT, al
+    mov rcx, rbx
+    test rcx, rcx
+    jz 2f
+1:  dec rcx
+    jnz 1b
+2:  mov al, MARK_LOOP_END
+    out POST_PORT, al
+    xor eax, eax
+    jmp verdict
+
+.include "lib64.inc"
+.balign 16
+user_stack:
+    .fill 4096, 1, 0
+user_stack_top:

@@ -1,0 +1,5 @@
+"""Put a guest image into guest RAM and say where and in which CPU mode to start it."""
+
+from .image import BootImage, load_image
+
+__all__ = ["BootImage", "load_image"]

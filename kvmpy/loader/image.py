@@ -1,0 +1,61 @@
+"""Recognise a guest image by its contents and load it (ELF now; bzImage in bzimage.py)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from .. import layout
+from ..errors import ConfigError
+from ..memory import GuestMemory
+from ..vcpu.modes import StartMode
+from .elf import is_elf, load_elf
+
+
+@dataclass(frozen=True)
+class BootImage:
+    """Where the boot vCPU starts, and the boot argument it gets in RSI (Linux: zero page)."""
+
+    entry: int
+    mode: StartMode
+    boot_argument: int = 0
+
+
+def read_image(path: str, memory: GuestMemory) -> bytes:
+    """The file's bytes, after the checks every image format shares."""
+    try:
+        size = os.path.getsize(path)
+        if size == 0:
+            raise ConfigError(f"{path}: the image file is empty")
+        if size > memory.size:
+            raise ConfigError(
+                f"{path}: the image ({size >> 20} MiB) is larger than guest RAM ({memory.size >> 20} MiB)"
+            )
+        with open(path, "rb") as image:
+            return image.read()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such image file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not an image file") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: permission denied") from None
+
+
+def write_cmdline(memory: GuestMemory, cmdline: str) -> int:
+    """Place the NUL-terminated command line at its fixed address; return that address."""
+    encoded = cmdline.encode()
+    if len(encoded) >= layout.CMDLINE_MAX:
+        raise ConfigError(f"the command line is {len(encoded)} bytes; the limit is {layout.CMDLINE_MAX - 1}")
+    memory.write(layout.CMDLINE_ADDR, encoded + b"\0")
+    return layout.CMDLINE_ADDR
+
+
+def load_image(path: str, memory: GuestMemory, cmdline: str = "", initrd: str | None = None) -> BootImage:
+    data = read_image(path, memory)
+    write_cmdline(memory, cmdline)
+    if is_elf(data):
+        if initrd is not None:
+            raise ConfigError(f"{path}: --initrd needs a Linux kernel (bzImage or vmlinux with a PVH note)")
+        loaded = load_elf(data, memory, path)
+        return BootImage(loaded.entry, loaded.mode)
+    raise ConfigError(f"{path}: not a bootable image (expected an ELF file or a Linux bzImage)")
