@@ -58,6 +58,14 @@ class Bus:
         self._mappings.insert(index, mapping)
         return mapping
 
+    def remove(self, base: int) -> Device:
+        """Detach the device mapped at exactly `base` and return it."""
+        index = bisect.bisect_left(self._bases, base)
+        if index == len(self._bases) or self._bases[index] != base:
+            raise ConfigError(f"no {self.name} device is mapped at {base:#x}")
+        del self._bases[index]
+        return self._mappings.pop(index).device
+
     def find(self, address: int) -> Mapping | None:
         """The mapping covering `address`, or None when nothing is there."""
         index = bisect.bisect_right(self._bases, address) - 1

@@ -6,6 +6,7 @@ build time (`...` in the declarations below), so nothing here copies a number or
 place for development.
 """
 
+import os
 import pathlib
 
 from cffi import FFI
@@ -125,6 +126,7 @@ int kvmpy_ioctl_int(int fd, unsigned long request, unsigned long arg);
 int kvmpy_kvm_run(int vcpu_fd);
 int kvmpy_install_kick_handler(int signum);
 int kvmpy_run_port_loop(int vcpu_fd, struct kvm_run *run, uint16_t port, uint64_t *count);
+void kvmpy_host_countdown(uint64_t iterations);
 uint64_t kvmpy_monotonic_ns(void);
 """ + "".join(f"#define {name} ...\n" for name in IOCTLS + CONSTANTS)
 
@@ -133,8 +135,9 @@ ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
     "kvmpy._kvm",
     '#include "kvm_shim.h"',
-    sources=[str(HERE / "kvm_shim.c")],
-    include_dirs=[str(HERE)],
+    # setuptools wants source paths relative to the project; builds run from its root.
+    sources=[os.path.relpath(HERE / "kvm_shim.c")],
+    include_dirs=[os.path.relpath(HERE)],
     extra_compile_args=["-O2", "-std=gnu11", "-Wall"],
 )
 

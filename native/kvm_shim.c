@@ -59,6 +59,12 @@ int kvmpy_run_port_loop(int vcpu_fd, struct kvm_run *run, uint16_t port, uint64_
 	}
 }
 
+void kvmpy_host_countdown(uint64_t iterations)
+{
+	if (iterations)
+		__asm__ volatile("1: dec %0\n\tjnz 1b" : "+r"(iterations) : : "cc");
+}
+
 uint64_t kvmpy_monotonic_ns(void)
 {
 	struct timespec ts;

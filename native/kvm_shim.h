@@ -27,6 +27,10 @@ int kvmpy_install_kick_handler(int signum);
  * -errno. This is the C baseline the Python exit path is benchmarked against. */
 int kvmpy_run_port_loop(int vcpu_fd, struct kvm_run *run, uint16_t port, uint64_t *count);
 
+/* The ring3_loop/ring0_loop guests' countdown (`dec; jnz`) run on the host: the baseline
+ * guest compute is compared with. */
+void kvmpy_host_countdown(uint64_t iterations);
+
 /* Nanoseconds from CLOCK_MONOTONIC; for benchmarks that time C and Python on one clock. */
 uint64_t kvmpy_monotonic_ns(void);
 

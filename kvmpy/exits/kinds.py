@@ -1,11 +1,13 @@
 """Exit values (what the guest did) and actions (what the vCPU loop must do next).
 
 Plain immutable records, so a test can build any exit by hand and feed it to `handle_exit`.
+They are named tuples that only compare equal to their own kind: cheap to create on the
+exit path, and cheap to define at start-up.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections import namedtuple
 
 __all__ = [
     "PortOut", "PortIn", "MmioWrite", "MmioRead", "Halt", "Shutdown", "SystemEvent",
@@ -14,68 +16,39 @@ __all__ = [
 ]  # fmt: skip
 
 
+def _record(name: str, fields: str, doc: str, defaults: tuple = ()):
+    """A named tuple type whose instances equal only instances of the same type."""
+    base = namedtuple(name, fields, defaults=defaults)
+    namespace = {
+        "__slots__": (),
+        "__doc__": doc,
+        "__eq__": lambda self, other: type(self) is type(other) and tuple.__eq__(self, other),
+        "__ne__": lambda self, other: not (type(self) is type(other) and tuple.__eq__(self, other)),
+        "__hash__": tuple.__hash__,
+    }
+    return type(name, (base,), namespace)
+
+
 # --- exits ----------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class PortOut:
-    """`out`/`outs`: `count` items of `size` bytes each, in `data` (count * size bytes)."""
-
-    port: int
-    size: int
-    count: int
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class PortIn:
-    """`in`/`ins`: the loop must place count * size bytes at `response_offset` in kvm_run."""
-
-    port: int
-    size: int
-    count: int
-    response_offset: int
+PortOut = _record("PortOut", "port size count data", "`out`/`outs`: `count` items of `size` bytes in `data`.")
+PortIn = _record("PortIn", "port size count response_offset",
+                 "`in`/`ins`: the loop must place count * size bytes at `response_offset` in kvm_run.")
+MmioWrite = _record("MmioWrite", "address size value", "A guest store to an address no RAM backs.")
+MmioRead = _record("MmioRead", "address size response_offset",
+                   "A guest load from MMIO: the loop must place `size` bytes at `response_offset`.")
+Halt = _record("Halt", "", "HLT without an in-kernel irqchip (with one, KVM waits for the interrupt).")
+Shutdown = _record("Shutdown", "", "The guest triple-faulted (or otherwise forced a shutdown).")
+Interrupted = _record("Interrupted", "", "KVM_RUN returned because the vCPU was kicked.")
+SystemEvent = _record("SystemEvent", "kind data", "KVM_SYSTEM_EVENT_{SHUTDOWN,RESET,CRASH,...}.", ((),))
+FailEntry = _record("FailEntry", "hardware_reason cpu", "VM entry failed (bad guest state).")
+GuestDebug = _record("GuestDebug", "exception pc", "A debug exception with guest debugging enabled.")
+UnknownExit = _record("UnknownExit", "reason", "An exit reason kvmpy does not know.")
 
 
-@dataclass(frozen=True, slots=True)
-class MmioWrite:
-    address: int
-    size: int
-    value: int
-
-
-@dataclass(frozen=True, slots=True)
-class MmioRead:
-    """The loop must place `size` bytes at `response_offset` (kvm_run.mmio.data)."""
-
-    address: int
-    size: int
-    response_offset: int
-
-
-@dataclass(frozen=True, slots=True)
-class Halt:
-    """HLT without an in-kernel irqchip (with one, KVM waits for the interrupt itself)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Shutdown:
-    """The guest triple-faulted (or otherwise forced a shutdown)."""
-
-
-@dataclass(frozen=True, slots=True)
-class SystemEvent:
-    """KVM_SYSTEM_EVENT_{SHUTDOWN,RESET,CRASH,...} with its event data."""
-
-    kind: int
-    data: tuple[int, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class InternalError:
-    """KVM could not go on; suberror 1 (emulation failure) carries the instruction bytes."""
-
-    suberror: int
-    data: tuple[int, ...] = ()
-    instruction: bytes = b""
+class InternalError(_record("InternalError", "suberror data instruction",
+                            "KVM could not go on; suberror 1 (emulation failure) carries the instruction.",
+                            ((), b""))):
+    __slots__ = ()
 
     @property
     def is_emulation_failure(self) -> bool:
@@ -84,36 +57,11 @@ class InternalError:
         return self.suberror == lib.KVM_INTERNAL_ERROR_EMULATION
 
 
-@dataclass(frozen=True, slots=True)
-class FailEntry:
-    hardware_reason: int
-    cpu: int
-
-
-@dataclass(frozen=True, slots=True)
-class GuestDebug:
-    exception: int
-    pc: int
-
-
-@dataclass(frozen=True, slots=True)
-class Interrupted:
-    """KVM_RUN returned because the vCPU was kicked (EINTR or KVM_EXIT_INTR)."""
-
-
-@dataclass(frozen=True, slots=True)
-class UnknownExit:
-    reason: int
-
-
 # --- what to do next ------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class StopReason:
-    """Why the VM stopped and the exit status `kvmpy run` reports for it."""
-
-    kind: str  # "verdict", "poweroff", "reset", "shutdown", "error", "quit"
-    exit_code: int
-    message: str = ""
+class StopReason(_record("StopReason", "kind exit_code message",
+                         "Why the VM stopped ('verdict', 'poweroff', 'reset', 'shutdown', 'halt', 'error',"
+                         " 'timeout', 'quit') and the exit status `kvmpy run` reports for it.", ("",))):
+    __slots__ = ()
 
     @classmethod
     def verdict(cls, code: int) -> "StopReason":
@@ -124,31 +72,8 @@ class StopReason:
         return cls("error", 1, message)
 
 
-@dataclass(frozen=True, slots=True)
-class Resume:
-    """Enter the guest again, first writing `response` for an IN or MMIO read."""
-
-    response: bytes | None = None
-
-
+Resume = _record("Resume", "response", "Enter the guest again, first writing `response` (IN/MMIO read data).", (None,))
 RESUME = Resume()
-
-
-@dataclass(frozen=True, slots=True)
-class Stop:
-    reason: StopReason
-
-
-@dataclass(frozen=True, slots=True)
-class Fallback:
-    """KVM cannot emulate the instruction at RIP: software must execute it, then resume."""
-
-    exit: InternalError
-
-
-@dataclass(frozen=True, slots=True)
-class Unhandled:
-    """No one knows what to do; the loop reports it with registers and instruction bytes."""
-
-    exit: object
-    why: str = field(default="")
+Stop = _record("Stop", "reason", "Stop the VM for `reason` (a StopReason).")
+Fallback = _record("Fallback", "exit", "KVM cannot emulate the instruction at RIP: software must run it.")
+Unhandled = _record("Unhandled", "exit why", "Nobody knows what to do; reported with registers.", ("",))

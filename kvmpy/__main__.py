@@ -1,0 +1,7 @@
+"""`python -m kvmpy` is `kvmpy`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

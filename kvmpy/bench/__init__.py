@@ -1,0 +1,1 @@
+"""`kvmpy bench`: measured comparisons, each a ratio against a baseline taken in the same run."""

@@ -1,0 +1,115 @@
+"""`kvmpy run`, `kvmpy info`: the command line.
+
+Errors a user can fix are one line on stderr and exit status 2; a failing VM is one line and
+status 1; `--debug` adds tracebacks and debug logging.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+
+from . import layout
+from .errors import ConfigError, KvmpyError
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+_SIZE = re.compile(r"^\s*(\d+)\s*([KMGkmg]?)(?:i?[Bb])?\s*$")
+_SIZE_UNITS = {"": layout.MiB, "K": layout.KiB, "M": layout.MiB, "G": layout.GiB}
+
+
+def parse_size(text: str) -> int:
+    """'256M', '1G', '512K' or a bare number of MiB (as QEMU's -m) into bytes."""
+    match = _SIZE.match(text)
+    if not match:
+        raise ConfigError(f"--mem: cannot read '{text}' as a size (examples: 256M, 1G)")
+    size = int(match.group(1)) * _SIZE_UNITS[match.group(2).upper()]
+    if size <= 0:
+        raise ConfigError("--mem must be larger than 0")
+    return size
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kvmpy", description="A thin VMM in Python on /dev/kvm.")
+    parser.add_argument("--debug", action="store_true", help="debug logging and tracebacks")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="boot an image (default: the embedded hello guest)")
+    run.add_argument("image", nargs="?", help="ELF guest or Linux kernel; omitted: embedded 'hello' guest")
+    run.add_argument("--mem", default="256M", help="guest RAM, e.g. 256M or 1G (default 256M)")
+    run.add_argument("--cpus", type=int, default=1, help="number of vCPUs (default 1)")
+    run.add_argument("--cmdline", default="", help="kernel command line")
+    run.add_argument("--initrd", help="initial ramdisk for a Linux kernel")
+    run.add_argument("--timeout", type=float, help="stop the guest after this many seconds (exit 124)")
+    run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    commands.add_parser("info", help="what this host's KVM can do, measured")
+    return parser
+
+
+def _run(args) -> int:
+    from .console import Console
+    from .guests import guest_path
+    from .machine import Machine
+
+    mem_size = parse_size(args.mem)
+    image = args.image or str(guest_path())
+    with Machine(mem_size=mem_size, cpus=args.cpus) as machine:
+        machine.load(image, args.cmdline, args.initrd)
+        quit_reason = lambda: machine.request_stop(_user_quit())  # noqa: E731
+        with Console(on_input=machine.serial.enqueue_input, on_quit=quit_reason):
+            reason = machine.run(timeout=args.timeout)
+    if reason.kind in ("shutdown", "error", "timeout"):
+        print(f"kvmpy: {reason.message}", file=sys.stderr)
+    return reason.exit_code
+
+
+def _user_quit():
+    from .exits.kinds import StopReason
+
+    return StopReason("quit", 0, "quit from the console")
+
+
+def _info(args) -> int:
+    from .kvm import Kvm
+    from .probe import measure_ring_speeds
+
+    with Kvm() as kvm:
+        print(f"/dev/kvm API version {kvm.api_version}")
+        print(f"vCPUs: recommended {kvm.recommended_vcpus}, maximum {kvm.max_vcpus}; memory slots {kvm.max_memslots}")
+        capabilities = kvm.capabilities()
+        print("capabilities: " + " ".join(f"{name}{'' if value else '(no)'}" for name, value in capabilities.items()))
+    speeds = measure_ring_speeds()
+    print(
+        f"ring-3 guest loop: {speeds.ring3.ns_per_iteration:.2f} ns/iteration; "
+        f"ring-0 guest loop: {speeds.ring0.ns_per_iteration:.2f} ns/iteration "
+        f"({speeds.ring0_slowdown:.0f}x)"
+    )
+    if speeds.ring0_emulated:
+        print("ring-0 guest code: EMULATED by the host kernel (no hardware virtualization; e.g. PVM)")
+    else:
+        print("ring-0 guest code: native (hardware virtualization)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="kvmpy: %(name)s: %(message)s")
+    try:
+        return {"run": _run, "info": _info}[args.command](args)
+    except ConfigError as error:
+        if args.debug:
+            raise
+        print(f"kvmpy: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KvmpyError as error:
+        if args.debug:
+            raise
+        print(f"kvmpy: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""A PC-like virtual machine: guest RAM, a KVM VM with its irqchip, legacy devices, vCPUs.
+
+This is the object a script drives: build it, `load` an image, `run` it, read the stop reason.
+
+    with Machine(mem_size=64 * MiB, cpus=2) as machine:
+        machine.load("guest.elf")
+        reason = machine.run(timeout=10)
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Callable
+
+from . import layout
+from .bus import Device
+from .devices import BootTimer, CmosRtc, DebugExit, I8042, PostCode, Uart16550
+from .devices.testdev import MmioTestDevice, PortSink
+from .errors import ConfigError
+from .exits import Buses
+from .exits.kinds import StopReason
+from .irq import CallbackIrqLine
+from .kvm import Kvm
+from .loader import BootImage, load_image
+from .memory import GuestMemory
+from .native import lib
+from .vcpu.cpuid import vcpu_cpuid
+from .vcpu.modes import start_vcpu
+from .vcpu.runner import FallbackHook, VcpuRunner
+
+DEFAULT_MEM_SIZE = 256 * layout.MiB
+MIN_MEM_SIZE = 2 * layout.MiB  # room for the boot structures and a 1 MiB-based image
+STOP_JOIN_TIMEOUT = 10.0
+
+
+def _stdout_sink(data: bytes) -> None:
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
+class Machine:
+    """One VM and everything attached to it; every resource is released by `close()`."""
+
+    def __init__(
+        self,
+        mem_size: int = DEFAULT_MEM_SIZE,
+        cpus: int = 1,
+        serial_output: Callable[[bytes], None] = _stdout_sink,
+        kvm: Kvm | None = None,
+        fallback: FallbackHook | None = None,
+    ):
+        if mem_size < MIN_MEM_SIZE or mem_size % layout.PAGE_SIZE:
+            raise ConfigError(
+                f"--mem must be a multiple of 4 KiB and at least {MIN_MEM_SIZE >> 20} MiB (got {mem_size} bytes)"
+            )
+        self.kvm = kvm or Kvm()
+        if not 1 <= cpus <= self.kvm.max_vcpus:
+            raise ConfigError(f"--cpus must be between 1 and {self.kvm.max_vcpus} on this host (got {cpus})")
+        self.stop_reason: StopReason | None = None
+        self._stopped = threading.Event()
+        self._stop_lock = threading.Lock()
+        self.memory = GuestMemory.with_hole(mem_size, layout.MMIO_HOLE_START, layout.MMIO_HOLE_END)
+        self.vm = self.kvm.create_vm()
+        self.vm.setup_x86_platform()
+        self.vm.map_memory(self.memory)
+        self.buses = Buses()
+        self._add_legacy_devices(serial_output)
+        self.vcpus = [self.vm.create_vcpu(index) for index in range(cpus)]
+        supported = self.kvm.supported_cpuid()
+        for vcpu in self.vcpus:
+            vcpu.set_cpuid(vcpu_cpuid(supported, vcpu.index, cpus))
+        self.runners = [VcpuRunner(vcpu, self.buses, self.request_stop, fallback) for vcpu in self.vcpus]
+        self.image: BootImage | None = None
+
+    # --- devices -----------------------------------------------------------------------------
+    def _irq_line(self, irq: int) -> CallbackIrqLine:
+        return CallbackIrqLine(lambda level: self.vm.set_irq_line(irq, level))
+
+    def _add_legacy_devices(self, serial_output: Callable[[bytes], None]) -> None:
+        ports = self.buses.ports
+        self.serial = Uart16550(self._irq_line(layout.COM1_IRQ), serial_output)
+        ports.insert(self.serial, layout.COM1_PORT, layout.COM_PORT_LENGTH, "com1")
+        ports.insert(I8042(self._on_i8042_reset), layout.I8042_DATA_PORT, layout.I8042_PORT_LENGTH, "i8042")
+        ports.insert(CmosRtc(), layout.RTC_PORT, layout.RTC_PORT_LENGTH, "rtc")
+        self.post = PostCode()
+        ports.insert(self.post, layout.POST_PORT, 1, "post")
+        ports.insert(DebugExit(self._on_verdict), layout.DEBUG_EXIT_PORT, 1, "debug-exit")
+        self.boot_timer = BootTimer()
+        ports.insert(self.boot_timer, layout.BOOT_TIMER_PORT, 1, "boot-timer")
+        ports.insert(PortSink(), layout.BENCH_PORT, 1, "bench")
+        self.buses.mmio.insert(MmioTestDevice(), layout.TEST_DEVICE_MMIO_BASE, layout.TEST_DEVICE_MMIO_SIZE, "testdev")
+
+    def add_port_device(self, device: Device, base: int, length: int, name: str | None = None) -> None:
+        self.buses.ports.insert(device, base, length, name)
+
+    def add_mmio_device(self, device: Device, base: int, length: int, name: str | None = None) -> None:
+        self.buses.mmio.insert(device, base, length, name)
+
+    def _on_verdict(self, code: int) -> None:
+        self.request_stop(StopReason.verdict(code))
+
+    def _on_i8042_reset(self) -> None:
+        self.request_stop(StopReason("reset", 0, "guest reset through the i8042"))
+
+    # --- life cycle --------------------------------------------------------------------------
+    def load(self, path: str, cmdline: str = "", initrd: str | None = None) -> BootImage:
+        """Load an image and put every vCPU at its entry point."""
+        self.image = load_image(path, self.memory, cmdline, initrd)
+        for vcpu in self.vcpus:
+            start_vcpu(vcpu, self.memory, self.image.mode, self.image.entry, self.image.boot_argument)
+            # Tiny guests start every vCPU at the entry; the in-kernel LAPIC would otherwise
+            # hold application processors until an INIT/SIPI that nobody sends.
+            vcpu.set_mp_state(lib.KVM_MP_STATE_RUNNABLE)
+        return self.image
+
+    def request_stop(self, reason: StopReason) -> None:
+        """Stop the VM for `reason`; the first reason given wins. Safe from any thread."""
+        with self._stop_lock:
+            if self.stop_reason is None:
+                self.stop_reason = reason
+                self._stopped.set()
+        for runner in self.runners:
+            runner.request_stop()
+
+    def run(self, timeout: float | None = None) -> StopReason:
+        """Run every vCPU until the VM stops (or `timeout` seconds pass); return why it stopped."""
+        if self.image is None:
+            raise ConfigError("load an image before running the machine")
+        for runner in self.runners:
+            runner.start()
+        try:
+            if not self._stopped.wait(timeout):
+                self.request_stop(StopReason("timeout", 124, f"the guest was still running after {timeout} s"))
+        except KeyboardInterrupt:
+            self.request_stop(StopReason("quit", 130, "interrupted"))
+        self.request_stop(StopReason("quit", 0, "stopped"))  # no-op unless someone forgot a reason
+        stuck = [r.vcpu.index for r in self.runners if not r.join(STOP_JOIN_TIMEOUT)]
+        if stuck:
+            raise RuntimeError(f"vCPU threads {stuck} did not stop")
+        return self.stop_reason
+
+    def close(self) -> None:
+        for vcpu in self.vcpus:
+            vcpu.close()
+        self.vm.close()
+        self.kvm.close()
+        self.memory.close()
+
+    def __enter__(self) -> "Machine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
