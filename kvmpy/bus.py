@@ -7,8 +7,7 @@ register offset, so the same UART model serves COM1 at 0x3f8 and COM2 at 0x2f8 u
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from .errors import ConfigError
 
@@ -23,8 +22,7 @@ class Device(Protocol):
         """Store `size` bytes of `value` at register `offset`."""
 
 
-@dataclass(frozen=True)
-class Mapping:
+class Mapping(NamedTuple):
     base: int
     length: int
     device: Device

@@ -46,6 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     commands.add_parser("info", help="what this host's KVM can do, measured")
+
+    bench = commands.add_parser("bench", help="measure native vs. emulated paths; print a table, write JSON")
+    bench.add_argument("--quick", action="store_true", help="fewer, shorter runs (under a minute)")
+    bench.add_argument("--json", default="bench-results.json", help="where to write the JSON (default: %(default)s)")
     return parser
 
 
@@ -94,11 +98,18 @@ def _info(args) -> int:
     return 0
 
 
+def _bench(args) -> int:
+    from .bench.suite import run_suite
+
+    run_suite(quick=args.quick, json_path=args.json)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="kvmpy: %(name)s: %(message)s")
     try:
-        return {"run": _run, "info": _info}[args.command](args)
+        return {"run": _run, "info": _info, "bench": _bench}[args.command](args)
     except ConfigError as error:
         if args.debug:
             raise

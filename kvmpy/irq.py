@@ -6,7 +6,8 @@ an irqfd, the software interrupt controller of the interpreter, or a test record
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 
 class IrqLine(Protocol):

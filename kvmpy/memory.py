@@ -9,27 +9,23 @@ from __future__ import annotations
 
 import mmap
 import struct
-from dataclasses import dataclass, field
 
 from .errors import ConfigError, GuestMemoryError
 
 
-@dataclass
 class MemoryRegion:
     """One contiguous run of guest-physical RAM backed by an anonymous host mapping."""
 
-    guest_addr: int
-    size: int
-    backing: mmap.mmap = field(repr=False, default=None)
+    def __init__(self, guest_addr: int, size: int):
+        if size <= 0 or size % mmap.PAGESIZE or guest_addr % mmap.PAGESIZE:
+            raise ConfigError(f"memory region {guest_addr:#x}+{size:#x} must be page aligned and non-empty")
+        self.guest_addr = guest_addr
+        self.size = size
+        flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_NORESERVE", 0)
+        self.backing = mmap.mmap(-1, size, flags=flags, prot=mmap.PROT_READ | mmap.PROT_WRITE)
 
-    def __post_init__(self):
-        if self.size <= 0 or self.size % mmap.PAGESIZE or self.guest_addr % mmap.PAGESIZE:
-            raise ConfigError(
-                f"memory region {self.guest_addr:#x}+{self.size:#x} must be page aligned and non-empty"
-            )
-        if self.backing is None:
-            flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_NORESERVE", 0)
-            self.backing = mmap.mmap(-1, self.size, flags=flags, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    def __repr__(self) -> str:
+        return f"MemoryRegion({self.guest_addr:#x}, {self.size:#x})"
 
     @property
     def end(self) -> int:

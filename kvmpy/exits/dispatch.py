@@ -7,7 +7,6 @@ tested with a hand-made exit and no guest.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 
 from ..bus import Bus
 from ..native import lib
@@ -34,13 +33,13 @@ from .kinds import (
 log = logging.getLogger("kvmpy.exits")
 
 
-@dataclass
 class Buses:
     """The two address spaces a guest reaches devices through, and what fell outside them."""
 
-    ports: Bus = field(default_factory=lambda: Bus("port"))
-    mmio: Bus = field(default_factory=lambda: Bus("mmio"))
-    unclaimed: dict[str, int] = field(default_factory=dict)  # "port 0x2f8" -> access count
+    def __init__(self, ports: Bus | None = None, mmio: Bus | None = None):
+        self.ports = ports or Bus("port")
+        self.mmio = mmio or Bus("mmio")
+        self.unclaimed: dict[str, int] = {}  # "port 0x2f8" -> access count
 
     def note_unclaimed(self, space: str, address: int) -> None:
         key = f"{space} {address:#x}"

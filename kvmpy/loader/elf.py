@@ -8,7 +8,7 @@ the note's address. Without a note an ELF64 starts in long mode and an ELF32 in 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..errors import ConfigError
 from ..memory import GuestMemory
@@ -36,8 +36,7 @@ _FORMATS = {
 }
 
 
-@dataclass(frozen=True)
-class Segment:
+class Segment(NamedTuple):
     kind: int
     offset: int
     vaddr: int
@@ -46,8 +45,7 @@ class Segment:
     memsz: int
 
 
-@dataclass(frozen=True)
-class LoadedElf:
+class LoadedElf(NamedTuple):
     entry: int
     mode: StartMode
     end: int  # first guest-physical address after the image

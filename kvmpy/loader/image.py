@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .. import layout
 from ..errors import ConfigError
@@ -12,8 +12,7 @@ from ..vcpu.modes import StartMode
 from .elf import is_elf, load_elf
 
 
-@dataclass(frozen=True)
-class BootImage:
+class BootImage(NamedTuple):
     """Where the boot vCPU starts, and the boot argument it gets in RSI (Linux: zero page)."""
 
     entry: int

@@ -11,7 +11,7 @@ import errno
 import logging
 import signal
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from ..errors import GuestError, KvmError
 from ..exits import Buses, decode_exit, handle_exit
