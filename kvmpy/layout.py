@@ -78,10 +78,11 @@ def virtio_irqs():
 
 
 # --- Segment selectors in the boot GDT ----------------------------------------------------
-GDT_KERNEL_CODE64 = 0x08
-GDT_KERNEL_DATA = 0x10
-GDT_USER_CODE64 = 0x18  # RPL 3 added when loaded: 0x1b
-GDT_USER_DATA = 0x20  # RPL 3 added when loaded: 0x23
-GDT_TSS = 0x28  # a 16-byte system descriptor
-GDT_KERNEL_CODE32 = 0x38
+# 0x10/0x18 are what Linux's boot protocol calls __BOOT_CS/__BOOT_DS for the 64-bit entry.
+GDT_KERNEL_CODE32 = 0x08
+GDT_KERNEL_CODE64 = 0x10
+GDT_KERNEL_DATA = 0x18
+GDT_USER_CODE64 = 0x20  # RPL 3 added when loaded: 0x23
+GDT_USER_DATA = 0x28  # RPL 3 added when loaded: 0x2b
+GDT_TSS = 0x30  # a 16-byte system descriptor (two slots)
 GDT_ENTRIES = 8

@@ -23,6 +23,7 @@ from .exits.kinds import StopReason
 from .irq import CallbackIrqLine
 from .kvm import Kvm
 from .loader import BootImage, load_image
+from .loader.mptable import write_mptable
 from .memory import GuestMemory
 from .native import lib
 from .vcpu.cpuid import vcpu_cpuid
@@ -107,6 +108,11 @@ class Machine:
     def load(self, path: str, cmdline: str = "", initrd: str | None = None) -> BootImage:
         """Load an image and put every vCPU at its entry point."""
         self.image = load_image(path, self.memory, cmdline, initrd)
+        write_mptable(self.memory, len(self.vcpus))
+        if self.image.linux:
+            # Linux starts its application processors itself (INIT/SIPI through the LAPIC).
+            start_vcpu(self.vcpus[0], self.memory, self.image.mode, self.image.entry, self.image.boot_argument)
+            return self.image
         for vcpu in self.vcpus:
             start_vcpu(vcpu, self.memory, self.image.mode, self.image.entry, self.image.boot_argument)
             # Tiny guests start every vCPU at the entry; the in-kernel LAPIC would otherwise

@@ -1,5 +1,6 @@
 """Put a guest image into guest RAM and say where and in which CPU mode to start it."""
 
-from .image import BootImage, load_image
+from .bootimage import BootImage
+from .image import load_image
 
 __all__ = ["BootImage", "load_image"]

@@ -1,23 +1,15 @@
-"""Recognise a guest image by its contents and load it (ELF now; bzImage in bzimage.py)."""
+"""Recognise a guest image by its contents (bzImage or ELF) and load it."""
 
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
 
 from .. import layout
 from ..errors import ConfigError
 from ..memory import GuestMemory
-from ..vcpu.modes import StartMode
+from .bootimage import BootImage
+from .bzimage import is_bzimage, load_bzimage
 from .elf import is_elf, load_elf
-
-
-class BootImage(NamedTuple):
-    """Where the boot vCPU starts, and the boot argument it gets in RSI (Linux: zero page)."""
-
-    entry: int
-    mode: StartMode
-    boot_argument: int = 0
 
 
 def read_image(path: str, memory: GuestMemory) -> bytes:
@@ -51,7 +43,9 @@ def write_cmdline(memory: GuestMemory, cmdline: str) -> int:
 
 def load_image(path: str, memory: GuestMemory, cmdline: str = "", initrd: str | None = None) -> BootImage:
     data = read_image(path, memory)
-    write_cmdline(memory, cmdline)
+    cmdline_addr = write_cmdline(memory, cmdline)
+    if is_bzimage(data):
+        return load_bzimage(data, memory, cmdline_addr, cmdline, initrd, path)
     if is_elf(data):
         if initrd is not None:
             raise ConfigError(f"{path}: --initrd needs a Linux kernel (bzImage or vmlinux with a PVH note)")
