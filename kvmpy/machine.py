@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Callable
 
 from . import layout
@@ -33,6 +34,8 @@ from .vcpu.runner import FallbackHook, VcpuRunner
 DEFAULT_MEM_SIZE = 256 * layout.MiB
 MIN_MEM_SIZE = 2 * layout.MiB  # room for the boot structures and a 1 MiB-based image
 STOP_JOIN_TIMEOUT = 10.0
+HALT_CHECK_INTERVAL = 0.5  # how often run() looks for a guest that halted for good
+RFLAGS_IF = 1 << 9
 
 
 def _stdout_sink(data: bytes) -> None:
@@ -135,9 +138,13 @@ class Machine:
             raise ConfigError("load an image before running the machine")
         for runner in self.runners:
             runner.start()
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            if not self._stopped.wait(timeout):
-                self.request_stop(StopReason("timeout", 124, f"the guest was still running after {timeout} s"))
+            while not self._stopped.wait(self._next_check(deadline)):
+                if deadline is not None and time.monotonic() >= deadline:
+                    self.request_stop(StopReason("timeout", 124, f"the guest was still running after {timeout} s"))
+                elif self._halted_for_good():
+                    self.request_stop(StopReason("poweroff", 0, "guest halted with interrupts off (powered off)"))
         except KeyboardInterrupt:
             self.request_stop(StopReason("quit", 130, "interrupted"))
         self.request_stop(StopReason("quit", 0, "stopped"))  # no-op unless someone forgot a reason
@@ -145,6 +152,29 @@ class Machine:
         if stuck:
             raise RuntimeError(f"vCPU threads {stuck} did not stop")
         return self.stop_reason
+
+    @staticmethod
+    def _next_check(deadline: float | None) -> float:
+        if deadline is None:
+            return HALT_CHECK_INTERVAL
+        return max(0.0, min(HALT_CHECK_INTERVAL, deadline - time.monotonic()))
+
+    def _halted_for_good(self) -> bool:
+        """Every vCPU sits in HLT with interrupts disabled: nothing but an NMI could wake it.
+
+        That is how Linux ends `poweroff` and `halt` on a PC without ACPI, so it counts as a
+        power-off. vCPUs are held one at a time just long enough to read their state.
+        """
+        for runner in self.runners:
+            if not runner.pause(timeout=STOP_JOIN_TIMEOUT):
+                return False
+            try:
+                halted = runner.vcpu.get_mp_state() == lib.KVM_MP_STATE_HALTED
+                if not halted or runner.vcpu.get_regs().rflags & RFLAGS_IF:
+                    return False
+            finally:
+                runner.resume()
+        return True
 
     def close(self) -> None:
         for vcpu in self.vcpus:

@@ -36,6 +36,7 @@ def run_guest(path, cmdline="", cpus=1, timeout=60):
         ("port_loop", "1000", "verdict", 0, ""),
         ("reset", "", "reset", 0, "resetting through the i8042\n"),
         ("triple_fault", "", "shutdown", 1, "about to triple fault\n"),
+        ("halt", "", "poweroff", 0, "halting with interrupts off\n"),
     ],
 )
 def test_tiny_guest(guest, name, cmdline, kind, code, expected_output):
