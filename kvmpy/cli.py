@@ -7,6 +7,7 @@ status 1; `--debug` adds tracebacks and debug logging.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import re
 import sys
@@ -43,6 +44,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--cmdline", default="", help="kernel command line")
     run.add_argument("--initrd", help="initial ramdisk for a Linux kernel")
     run.add_argument("--timeout", type=float, help="stop the guest after this many seconds (exit 124)")
+    run.add_argument("--disk", action="append", default=[], metavar="PATH[,ro]",
+                     help="raw disk image as virtio-blk (repeatable; ',ro' for read-only)")
+    run.add_argument("--net", action="append", default=[], metavar="auto|tap=NAME[,mac=MAC]",
+                     help="virtio-net on a TAP: 'auto' creates one (removed at exit), 'tap=NAME' attaches")
+    run.add_argument("--rng", action="store_true", help="virtio-rng fed from the host's entropy")
+    run.add_argument("--console", metavar="file=PATH", help="virtio-console (hvc0) whose output goes to PATH")
+    run.add_argument("--virtio-path", choices=("eventfd", "exit"), default="eventfd",
+                     help="queue notifies via ioeventfd/irqfd (default) or via exits to Python")
     run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     commands.add_parser("info", help="what this host's KVM can do, measured")
@@ -60,7 +69,8 @@ def _run(args) -> int:
 
     mem_size = parse_size(args.mem)
     image = args.image or str(guest_path())
-    with Machine(mem_size=mem_size, cpus=args.cpus) as machine:
+    with contextlib.ExitStack() as resources, Machine(mem_size=mem_size, cpus=args.cpus) as machine:
+        attach_virtio_devices(machine, args, resources)
         machine.load(image, args.cmdline, args.initrd)
         quit_reason = lambda: machine.request_stop(_user_quit())  # noqa: E731
         with Console(on_input=machine.serial.enqueue_input, on_quit=quit_reason):
@@ -68,6 +78,48 @@ def _run(args) -> int:
     if reason.kind in ("shutdown", "error", "timeout"):
         print(f"kvmpy: {reason.message}", file=sys.stderr)
     return reason.exit_code
+
+
+def attach_virtio_devices(machine, args, resources: contextlib.ExitStack) -> None:
+    """The --disk/--net/--rng/--console devices, in that order (so disks are vda, vdb...)."""
+    from .virtio import BlockDevice, ConsoleDevice, NetDevice, RngDevice
+    from .virtio.tap import open_tap
+
+    fast = args.virtio_path == "eventfd"
+    for spec in args.disk:
+        path, _, option = spec.partition(",")
+        if option not in ("", "ro"):
+            raise ConfigError(f"--disk {spec}: the only option is ',ro'")
+        machine.add_virtio(BlockDevice(path, read_only=option == "ro"), fast)
+    for spec in args.net:
+        backend_spec, _, option = spec.partition(",")
+        mac = None
+        if option:
+            if not option.startswith("mac="):
+                raise ConfigError(f"--net {spec}: the only option is ',mac=MAC'")
+            mac = parse_mac(option[4:])
+        machine.add_virtio(NetDevice(open_tap(backend_spec), mac=mac), fast)
+    if args.rng:
+        machine.add_virtio(RngDevice(), fast)
+    if args.console:
+        kind, _, path = args.console.partition("=")
+        if kind != "file" or not path:
+            raise ConfigError("--console takes file=PATH")
+        try:
+            log = resources.enter_context(open(path, "ab", buffering=0))
+        except OSError as error:
+            raise ConfigError(f"--console {path}: {error.strerror}") from None
+        machine.add_virtio(ConsoleDevice(log.write), fast)
+
+
+def parse_mac(text: str) -> bytes:
+    parts = text.split(":")
+    try:
+        if len(parts) != 6:
+            raise ValueError
+        return bytes(int(part, 16) for part in parts)
+    except ValueError:
+        raise ConfigError(f"'{text}' is not a MAC address (like 52:54:00:12:34:56)") from None
 
 
 def _user_quit():

@@ -76,6 +76,13 @@ class Machine:
             vcpu.set_cpuid(vcpu_cpuid(supported, vcpu.index, cpus))
         self.runners = [VcpuRunner(vcpu, self.buses, self.request_stop, fallback) for vcpu in self.vcpus]
         self.image: BootImage | None = None
+        self.virtio_slots = []  # see virtio_slots.attach_virtio; announced on the cmdline
+
+    def add_virtio(self, device, fast_path: bool = True):
+        """Attach a virtio device (before `load`, which announces it on the command line)."""
+        from .virtio_slots import attach_virtio
+
+        return attach_virtio(self, device, fast_path)
 
     # --- devices -----------------------------------------------------------------------------
     def _irq_line(self, irq: int) -> CallbackIrqLine:
@@ -110,7 +117,8 @@ class Machine:
     # --- life cycle --------------------------------------------------------------------------
     def load(self, path: str, cmdline: str = "", initrd: str | None = None) -> BootImage:
         """Load an image and put every vCPU at its entry point."""
-        self.image = load_image(path, self.memory, cmdline, initrd)
+        announced = " ".join([cmdline] + [slot.cmdline for slot in self.virtio_slots]).strip()
+        self.image = load_image(path, self.memory, announced, initrd)
         write_mptable(self.memory, len(self.vcpus))
         if self.image.linux:
             # Linux starts its application processors itself (INIT/SIPI through the LAPIC).
@@ -177,6 +185,8 @@ class Machine:
         return True
 
     def close(self) -> None:
+        for slot in self.virtio_slots:
+            slot.close()
         for vcpu in self.vcpus:
             vcpu.close()
         self.vm.close()

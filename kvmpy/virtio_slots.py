@@ -1,0 +1,61 @@
+"""Attach virtio devices to a machine: an MMIO window and an IRQ each, and the fast path.
+
+Fast path (default): queue notifies are KVM ioeventfds served by a device thread, and
+interrupts are KVM irqfds, so neither stops a vCPU in Python. Exit-driven path: the notify
+write exits to the vCPU thread, which processes the queue before resuming the guest, and the
+interrupt goes through KVM_IRQ_LINE. Both exist so the benchmark can compare them.
+"""
+
+from __future__ import annotations
+
+from . import layout
+from .errors import ConfigError
+from .irq import CallbackIrqLine
+from .virtio import EventFdIrqLine, VirtioDevice, VirtioMmioTransport, VirtioWorker, virtio_mmio_cmdline
+
+
+class VirtioSlot:
+    """One attached device: where it lives, and everything to release when the VM goes."""
+
+    def __init__(self, transport: VirtioMmioTransport, base: int, irq: int, worker: VirtioWorker | None,
+                 irq_line):
+        self.transport, self.base, self.irq, self.worker, self.irq_line = transport, base, irq, worker, irq_line
+
+    @property
+    def cmdline(self) -> str:
+        return virtio_mmio_cmdline(self.base, self.irq)
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+        self.transport.close()
+        if isinstance(self.irq_line, EventFdIrqLine):
+            self.irq_line.close()
+
+
+def attach_virtio(machine, device: VirtioDevice, fast_path: bool = True) -> VirtioSlot:
+    """Give `device` the next free virtio-mmio window and IRQ of `machine`."""
+    index = len(machine.virtio_slots)
+    irqs = layout.virtio_irqs()
+    if index >= min(layout.VIRTIO_MMIO_MAX_DEVICES, len(irqs)):
+        raise ConfigError(f"at most {min(layout.VIRTIO_MMIO_MAX_DEVICES, len(irqs))} virtio devices")
+    base = layout.VIRTIO_MMIO_BASE + index * layout.VIRTIO_MMIO_SIZE
+    irq = irqs[index]
+    vm = machine.vm
+    if fast_path:
+        irq_line = EventFdIrqLine()
+        vm.register_irqfd(irq_line.fd, irq)
+    else:
+        irq_line = CallbackIrqLine(lambda level: vm.set_irq_line(irq, level))
+    name = f"virtio-{type(device).__name__.removesuffix('Device').lower()}{index}"
+    transport = VirtioMmioTransport(device, machine.memory, irq_line, name=name)
+    worker = None
+    if fast_path:
+        worker = VirtioWorker(transport)
+        for registration in worker.ioeventfds(base):
+            vm.register_ioeventfd(registration.fd, registration.address, registration.length, registration.datamatch)
+        worker.start()
+    machine.add_mmio_device(transport, base, layout.VIRTIO_MMIO_SIZE, name)
+    slot = VirtioSlot(transport, base, irq, worker, irq_line)
+    machine.virtio_slots.append(slot)
+    return slot
