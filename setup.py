@@ -29,6 +29,6 @@ class BuildPyWithGuests(build_py):
 
 
 setup(
-    cffi_modules=["native/build_kvm.py:ffibuilder"],
+    cffi_modules=["native/build_kvm.py:ffibuilder", "native/build_interp.py:ffibuilder"],
     cmdclass={"build_py": BuildPyWithGuests},
 )

@@ -1,0 +1,167 @@
+/* interp_mnemonic: the name of the instruction at CS:RIP, for statistics about which
+ * instructions the VMM had to emulate.  A side-effect-free partial decoder: it reads
+ * prefixes, the opcode (1, 2 or 3 bytes) and the ModRM reg field where groups need it. */
+#include <stdio.h>
+#include "interp.h"
+
+static const char *const one_byte[256] = {
+    "add", "add", "add", "add", "add", "add", "push", "pop", "or", "or", "or", "or", "or", "or", "push", "0f",
+    "adc", "adc", "adc", "adc", "adc", "adc", "push", "pop", "sbb", "sbb", "sbb", "sbb", "sbb", "sbb", "push", "pop",
+    "and", "and", "and", "and", "and", "and", "es", "daa", "sub", "sub", "sub", "sub", "sub", "sub", "cs", "das",
+    "xor", "xor", "xor", "xor", "xor", "xor", "ss", "aaa", "cmp", "cmp", "cmp", "cmp", "cmp", "cmp", "ds", "aas",
+    "inc", "inc", "inc", "inc", "inc", "inc", "inc", "inc", "dec", "dec", "dec", "dec", "dec", "dec", "dec", "dec",
+    "push", "push", "push", "push", "push", "push", "push", "push", "pop", "pop", "pop", "pop", "pop", "pop", "pop", "pop",
+    "pusha", "popa", "bound", "movsxd", "fs", "gs", "opsize", "addrsize", "push", "imul", "push", "imul", "insb", "ins", "outsb", "outs",
+    "jo", "jno", "jb", "jae", "je", "jne", "jbe", "ja", "js", "jns", "jp", "jnp", "jl", "jge", "jle", "jg",
+    "grp1", "grp1", "grp1", "grp1", "test", "test", "xchg", "xchg", "mov", "mov", "mov", "mov", "mov", "lea", "mov", "pop",
+    "nop", "xchg", "xchg", "xchg", "xchg", "xchg", "xchg", "xchg", "cbw", "cwd", "callf", "fwait", "pushf", "popf", "sahf", "lahf",
+    "mov", "mov", "mov", "mov", "movsb", "movs", "cmpsb", "cmps", "test", "test", "stosb", "stos", "lodsb", "lods", "scasb", "scas",
+    "mov", "mov", "mov", "mov", "mov", "mov", "mov", "mov", "mov", "mov", "mov", "mov", "mov", "mov", "mov", "mov",
+    "grp2", "grp2", "ret", "ret", "les", "lds", "mov", "mov", "enter", "leave", "retf", "retf", "int3", "int", "into", "iret",
+    "grp2", "grp2", "grp2", "grp2", "aam", "aad", "salc", "xlat", "x87", "x87", "x87", "x87", "x87", "x87", "x87", "x87",
+    "loopne", "loope", "loop", "jrcxz", "in", "in", "out", "out", "call", "jmp", "jmpf", "jmp", "in", "in", "out", "out",
+    "lock", "int1", "repne", "rep", "hlt", "cmc", "grp3", "grp3", "clc", "stc", "cli", "sti", "cld", "std", "grp4", "grp5",
+};
+
+static const char *const grp1[8] = {"add", "or", "adc", "sbb", "and", "sub", "xor", "cmp"};
+static const char *const grp2[8] = {"rol", "ror", "rcl", "rcr", "shl", "shr", "sal", "sar"};
+static const char *const grp3[8] = {"test", "test", "not", "neg", "mul", "imul", "div", "idiv"};
+static const char *const grp5[8] = {"inc", "dec", "call", "callf", "jmp", "jmpf", "push", "?"};
+static const char *const grp6[8] = {"sldt", "str", "lldt", "ltr", "verr", "verw", "?", "?"};
+static const char *const grp7_mem[8] = {"sgdt", "sidt", "lgdt", "lidt", "smsw", "?", "lmsw", "invlpg"};
+static const char *const grp15_mem[8] = {"fxsave", "fxrstor", "ldmxcsr", "stmxcsr", "xsave", "xrstor", "xsaveopt", "clflush"};
+static const char *const grp9_mem[8] = {"?", "cmpxchg8b", "?", "xrstors", "xsavec", "xsaves", "?", "?"};
+static const char *const cc_names[16] = {"o", "no", "b", "ae", "e", "ne", "be", "a", "s", "ns", "p", "np", "l", "ge", "le", "g"};
+
+static const char *grp7_reg(uint8_t modrm)
+{
+    switch (modrm) {
+    case 0xc1: return "vmcall";
+    case 0xc8: return "monitor";
+    case 0xc9: return "mwait";
+    case 0xca: return "clac";
+    case 0xcb: return "stac";
+    case 0xd0: return "xgetbv";
+    case 0xd1: return "xsetbv";
+    case 0xd9: return "vmmcall";
+    case 0xee: return "rdpkru";
+    case 0xef: return "wrpkru";
+    case 0xf8: return "swapgs";
+    case 0xf9: return "rdtscp";
+    default: break;
+    }
+    if (((modrm >> 3) & 7) == 4) return "smsw";
+    if (((modrm >> 3) & 7) == 6) return "lmsw";
+    return "?";
+}
+
+static const char *two_byte(const uint8_t *b, int n, int i, uint8_t rep)
+{
+    if (i >= n) return "?";
+    uint8_t op = b[i++];
+    uint8_t modrm = i < n ? b[i] : 0;
+    int reg = (modrm >> 3) & 7, mem = (modrm >> 6) != 3;
+    static __thread char buf[16];       /* per thread: several vCPU threads may ask at once */
+    switch (op) {
+    case 0x00: return grp6[reg];
+    case 0x01: return mem ? grp7_mem[reg] : grp7_reg(modrm);
+    case 0x05: return "syscall";
+    case 0x06: return "clts";
+    case 0x07: return "sysret";
+    case 0x08: return "invd";
+    case 0x09: return "wbinvd";
+    case 0x0b: return "ud2";
+    case 0x0d: case 0x18: return "prefetch";
+    case 0x1e: return rep == 0xf3 ? "endbr" : "nop";
+    case 0x1f: return "nop";
+    case 0x20: case 0x22: return "mov_cr";
+    case 0x21: case 0x23: return "mov_dr";
+    case 0x30: return "wrmsr";
+    case 0x31: return "rdtsc";
+    case 0x32: return "rdmsr";
+    case 0x33: return "rdpmc";
+    case 0x34: return "sysenter";
+    case 0x35: return "sysexit";
+    case 0x38: return "sse_0f38";
+    case 0x3a: return "sse_0f3a";
+    case 0x77: return "emms";
+    case 0xa0: case 0xa8: return "push";
+    case 0xa1: case 0xa9: return "pop";
+    case 0xa2: return "cpuid";
+    case 0xa3: return "bt";
+    case 0xa4: case 0xa5: return "shld";
+    case 0xab: return "bts";
+    case 0xac: case 0xad: return "shrd";
+    case 0xae:
+        if (mem) return grp15_mem[reg];
+        if (rep == 0xf3 && reg < 4) return reg & 2 ? "wrfsgsbase" : "rdfsgsbase";
+        return reg == 5 ? "lfence" : reg == 6 ? "mfence" : reg == 7 ? "sfence" : "?";
+    case 0xaf: return "imul";
+    case 0xb0: case 0xb1: return "cmpxchg";
+    case 0xb2: return "lss";
+    case 0xb3: return "btr";
+    case 0xb4: return "lfs";
+    case 0xb5: return "lgs";
+    case 0xb6: case 0xb7: return "movzx";
+    case 0xb8: return rep == 0xf3 ? "popcnt" : "?";
+    case 0xba: return reg == 4 ? "bt" : reg == 5 ? "bts" : reg == 6 ? "btr" : reg == 7 ? "btc" : "?";
+    case 0xbb: return "btc";
+    case 0xbc: return rep == 0xf3 ? "tzcnt" : "bsf";
+    case 0xbd: return rep == 0xf3 ? "lzcnt" : "bsr";
+    case 0xbe: case 0xbf: return "movsx";
+    case 0xc0: case 0xc1: return "xadd";
+    case 0xc7:
+        if (mem) return grp9_mem[reg];
+        return reg == 6 ? "rdrand" : reg == 7 ? (rep == 0xf3 ? "rdpid" : "rdseed") : "?";
+    case 0xff: return "ud0";
+    case 0xb9: return "ud1";
+    default: break;
+    }
+    if (op >= 0x40 && op <= 0x4f) { snprintf(buf, sizeof(buf), "cmov%s", cc_names[op & 15]); return buf; }
+    if (op >= 0x80 && op <= 0x8f) { snprintf(buf, sizeof(buf), "j%s", cc_names[op & 15]); return buf; }
+    if (op >= 0x90 && op <= 0x9f) { snprintf(buf, sizeof(buf), "set%s", cc_names[op & 15]); return buf; }
+    if (op >= 0xc8 && op <= 0xcf) return "bswap";
+    snprintf(buf, sizeof(buf), "sse_0f%02x", op);
+    return buf;
+}
+
+const char *interp_mnemonic(struct interp_cpu *cpu)
+{
+    uint8_t b[15];
+    int n = 0;
+    interp_sync(cpu);
+    uint64_t la = P(cpu)->code64 ? cpu->rip : (cpu->seg[INTERP_CS].base + cpu->rip) & 0xffffffffULL;
+    while (n < 15) {
+        uint8_t *h;
+        uint64_t pa;
+        uint32_t err;
+        if (translate_try(cpu, la + n, ACC_X, &h, &pa, &err) || !h)
+            break;
+        b[n++] = *h;
+    }
+    int i = 0;
+    uint8_t rep = 0;
+    while (i < n) {
+        uint8_t op = b[i];
+        if (op == 0xf2 || op == 0xf3)
+            rep = op;
+        else if (!(op == 0x66 || op == 0x26 || op == 0x2e || op == 0x36 || op == 0x3e || op == 0x64 || op == 0x65 ||
+                   op == 0x67 || op == 0xf0 || (P(cpu)->code64 && (op & 0xf0) == 0x40)))
+            break;
+        i++;
+    }
+    if (i >= n)
+        return "?";
+    uint8_t op = b[i];
+    int reg = i + 1 < n ? (b[i + 1] >> 3) & 7 : 0;
+    switch (op) {
+    case 0x0f: return two_byte(b, n, i + 1, rep);
+    case 0x80: case 0x81: case 0x82: case 0x83: return grp1[reg];
+    case 0xc0: case 0xc1: case 0xd0: case 0xd1: case 0xd2: case 0xd3: return grp2[reg];
+    case 0xf6: case 0xf7: return grp3[reg];
+    case 0xfe: return reg == 0 ? "inc" : reg == 1 ? "dec" : "?";
+    case 0xff: return grp5[reg];
+    case 0x90: return rep == 0xf3 ? "pause" : "nop";
+    default: return one_byte[op];
+    }
+}
