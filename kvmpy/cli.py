@@ -52,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--console", metavar="file=PATH", help="virtio-console (hvc0) whose output goes to PATH")
     run.add_argument("--virtio-path", choices=("eventfd", "exit"), default="eventfd",
                      help="queue notifies via ioeventfd/irqfd (default) or via exits to Python")
+    run.add_argument("--accel", choices=("auto", "kvm", "interp"), default="auto",
+                     help="kvm: /dev/kvm with the interpreter for what KVM cannot emulate; interp: all in "
+                          "software; auto (default): kvm where /dev/kvm is usable")
+    run.add_argument("--no-fallback", action="store_true",
+                     help="do not interpret instructions KVM fails to emulate (stop with the failure instead)")
+    run.add_argument("--stats", action="store_true", help="print exit and fallback counts when the VM stops")
     run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     commands.add_parser("info", help="what this host's KVM can do, measured")
@@ -69,15 +75,37 @@ def _run(args) -> int:
 
     mem_size = parse_size(args.mem)
     image = args.image or str(guest_path())
-    with contextlib.ExitStack() as resources, Machine(mem_size=mem_size, cpus=args.cpus) as machine:
+    with contextlib.ExitStack() as resources, Machine(mem_size=mem_size, cpus=args.cpus, accel=args.accel,
+                                                     fallback=not args.no_fallback) as machine:
         attach_virtio_devices(machine, args, resources)
         machine.load(image, args.cmdline, args.initrd)
         quit_reason = lambda: machine.request_stop(_user_quit())  # noqa: E731
         with Console(on_input=machine.serial.enqueue_input, on_quit=quit_reason):
             reason = machine.run(timeout=args.timeout)
+        if args.stats:
+            print(format_stats(machine.stats()), file=sys.stderr)
     if reason.kind in ("shutdown", "error", "timeout"):
         print(f"kvmpy: {reason.message}", file=sys.stderr)
     return reason.exit_code
+
+
+def format_stats(stats: dict) -> str:
+    """The --stats report: one line per figure, fallbacks by instruction, most frequent first."""
+    lines = [f"kvmpy stats: accelerator {stats['accel']}, ran {stats['seconds']:.2f} s"]
+    lines.append(f"  exits to the VMM: {stats['exits']}")
+    fallbacks = stats.get("fallbacks", {})
+    total = sum(fallbacks.values())
+    lines.append(f"  emulation-failure fallbacks: {total} ({stats.get('fallback_instructions', 0)} instructions "
+                 f"interpreted)")
+    for name, count in sorted(fallbacks.items(), key=lambda item: -item[1]):
+        lines.append(f"    {name:<12} {count}")
+    if stats.get("interpreted_instructions"):
+        lines.append(f"  instructions executed by the interpreter: {stats['interpreted_instructions']}")
+    if stats.get("boot_seconds") is not None:
+        lines.append(f"  time to init (boot-timer port): {stats['boot_seconds']:.2f} s")
+    for address, count in sorted(stats.get("unclaimed", {}).items()):
+        lines.append(f"  unclaimed {address}: {count} accesses")
+    return "\n".join(lines)
 
 
 def attach_virtio_devices(machine, args, resources: contextlib.ExitStack) -> None:
@@ -130,7 +158,7 @@ def _user_quit():
 
 def _info(args) -> int:
     from .kvm import Kvm
-    from .probe import measure_ring_speeds
+    from .probe import measure_ring_speeds, syscall_lands_in_ring0
 
     with Kvm() as kvm:
         print(f"/dev/kvm API version {kvm.api_version}")
@@ -147,6 +175,11 @@ def _info(args) -> int:
         print("ring-0 guest code: EMULATED by the host kernel (no hardware virtualization; e.g. PVM)")
     else:
         print("ring-0 guest code: native (hardware virtualization)")
+    if syscall_lands_in_ring0():
+        print("syscall from ring 3: reaches ring 0 (Linux user space can run under KVM)")
+    else:
+        print("syscall from ring 3: BROKEN, the handler runs in ring 3 (Linux user space cannot make system "
+              "calls under this KVM; use --accel interp)")
     return 0
 
 

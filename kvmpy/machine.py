@@ -1,4 +1,5 @@
-"""A PC-like virtual machine: guest RAM, a KVM VM with its irqchip, legacy devices, vCPUs.
+"""A PC-like virtual machine: guest RAM, legacy devices, virtio, and an accelerator (KVM or the
+software interpreter) that runs the vCPUs.
 
 This is the object a script drives: build it, `load` an image, `run` it, read the stop reason.
 
@@ -21,21 +22,15 @@ from .devices.testdev import MmioTestDevice, PortSink
 from .errors import ConfigError
 from .exits import Buses
 from .exits.kinds import StopReason
-from .irq import CallbackIrqLine
-from .kvm import Kvm
+from .accel import create_accelerator
 from .loader import BootImage, load_image
 from .loader.mptable import write_mptable
 from .memory import GuestMemory
-from .native import lib
-from .vcpu.cpuid import vcpu_cpuid
-from .vcpu.modes import start_vcpu
-from .vcpu.runner import FallbackHook, VcpuRunner
 
 DEFAULT_MEM_SIZE = 256 * layout.MiB
 MIN_MEM_SIZE = 2 * layout.MiB  # room for the boot structures and a 1 MiB-based image
 STOP_JOIN_TIMEOUT = 10.0
 HALT_CHECK_INTERVAL = 0.5  # how often run() looks for a guest that halted for good
-RFLAGS_IF = 1 << 9
 
 
 def _stdout_sink(data: bytes) -> None:
@@ -51,31 +46,29 @@ class Machine:
         mem_size: int = DEFAULT_MEM_SIZE,
         cpus: int = 1,
         serial_output: Callable[[bytes], None] = _stdout_sink,
-        kvm: Kvm | None = None,
-        fallback: FallbackHook | None = None,
+        accel: str = "auto",
+        kvm=None,
+        fallback: bool = True,
     ):
         if mem_size < MIN_MEM_SIZE or mem_size % layout.PAGE_SIZE:
             raise ConfigError(
                 f"--mem must be a multiple of 4 KiB and at least {MIN_MEM_SIZE >> 20} MiB (got {mem_size} bytes)"
             )
-        self.kvm = kvm or Kvm()
-        if not 1 <= cpus <= self.kvm.max_vcpus:
-            raise ConfigError(f"--cpus must be between 1 and {self.kvm.max_vcpus} on this host (got {cpus})")
         self.stop_reason: StopReason | None = None
         self._stopped = threading.Event()
         self._stop_lock = threading.Lock()
         self.memory = GuestMemory.with_hole(mem_size, layout.MMIO_HOLE_START, layout.MMIO_HOLE_END)
-        self.vm = self.kvm.create_vm()
-        self.vm.setup_x86_platform()
-        self.vm.map_memory(self.memory)
+        try:
+            self.accel = create_accelerator(accel, self.memory, cpus, kvm, fallback)
+        except BaseException:
+            self.memory.close()
+            raise
         self.buses = Buses()
         self._add_legacy_devices(serial_output)
-        self.vcpus = [self.vm.create_vcpu(index) for index in range(cpus)]
-        supported = self.kvm.supported_cpuid()
-        for vcpu in self.vcpus:
-            vcpu.set_cpuid(vcpu_cpuid(supported, vcpu.index, cpus))
-        self.runners = [VcpuRunner(vcpu, self.buses, self.request_stop, fallback) for vcpu in self.vcpus]
+        self.runners = self.accel.create_runners(self.buses, self.request_stop)
         self.image: BootImage | None = None
+        self.started_at: float | None = None
+        self.stopped_at: float | None = None
         self.virtio_slots = []  # see virtio_slots.attach_virtio; announced on the cmdline
 
     def add_virtio(self, device, fast_path: bool = True):
@@ -84,13 +77,14 @@ class Machine:
 
         return attach_virtio(self, device, fast_path)
 
-    # --- devices -----------------------------------------------------------------------------
-    def _irq_line(self, irq: int) -> CallbackIrqLine:
-        return CallbackIrqLine(lambda level: self.vm.set_irq_line(irq, level))
+    @property
+    def vcpus(self):
+        return self.accel.vcpus
 
+    # --- devices -----------------------------------------------------------------------------
     def _add_legacy_devices(self, serial_output: Callable[[bytes], None]) -> None:
         ports = self.buses.ports
-        self.serial = Uart16550(self._irq_line(layout.COM1_IRQ), serial_output)
+        self.serial = Uart16550(self.accel.irq_line(layout.COM1_IRQ), serial_output)
         ports.insert(self.serial, layout.COM1_PORT, layout.COM_PORT_LENGTH, "com1")
         ports.insert(I8042(self._on_i8042_reset), layout.I8042_DATA_PORT, layout.I8042_PORT_LENGTH, "i8042")
         ports.insert(CmosRtc(), layout.RTC_PORT, layout.RTC_PORT_LENGTH, "rtc")
@@ -119,16 +113,8 @@ class Machine:
         """Load an image and put every vCPU at its entry point."""
         announced = " ".join([cmdline] + [slot.cmdline for slot in self.virtio_slots]).strip()
         self.image = load_image(path, self.memory, announced, initrd)
-        write_mptable(self.memory, len(self.vcpus))
-        if self.image.linux:
-            # Linux starts its application processors itself (INIT/SIPI through the LAPIC).
-            start_vcpu(self.vcpus[0], self.memory, self.image.mode, self.image.entry, self.image.boot_argument)
-            return self.image
-        for vcpu in self.vcpus:
-            start_vcpu(vcpu, self.memory, self.image.mode, self.image.entry, self.image.boot_argument)
-            # Tiny guests start every vCPU at the entry; the in-kernel LAPIC would otherwise
-            # hold application processors until an INIT/SIPI that nobody sends.
-            vcpu.set_mp_state(lib.KVM_MP_STATE_RUNNABLE)
+        write_mptable(self.memory, len(self.runners))
+        self.accel.start(self.image)
         return self.image
 
     def request_stop(self, reason: StopReason) -> None:
@@ -144,6 +130,7 @@ class Machine:
         """Run every vCPU until the VM stops (or `timeout` seconds pass); return why it stopped."""
         if self.image is None:
             raise ConfigError("load an image before running the machine")
+        self.started_at = time.monotonic()
         for runner in self.runners:
             runner.start()
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -151,15 +138,27 @@ class Machine:
             while not self._stopped.wait(self._next_check(deadline)):
                 if deadline is not None and time.monotonic() >= deadline:
                     self.request_stop(StopReason("timeout", 124, f"the guest was still running after {timeout} s"))
-                elif self._halted_for_good():
+                elif self.accel.halted_for_good(self.runners):
                     self.request_stop(StopReason("poweroff", 0, "guest halted with interrupts off (powered off)"))
         except KeyboardInterrupt:
             self.request_stop(StopReason("quit", 130, "interrupted"))
         self.request_stop(StopReason("quit", 0, "stopped"))  # no-op unless someone forgot a reason
-        stuck = [r.vcpu.index for r in self.runners if not r.join(STOP_JOIN_TIMEOUT)]
+        stuck = [index for index, r in enumerate(self.runners) if not r.join(STOP_JOIN_TIMEOUT)]
         if stuck:
             raise RuntimeError(f"vCPU threads {stuck} did not stop")
+        self.stopped_at = time.monotonic()
         return self.stop_reason
+
+    def stats(self) -> dict:
+        """What the run cost: exits, fallbacks by instruction, time to init, unclaimed I/O."""
+        booted = self.boot_timer.booted_at
+        return {
+            "accel": self.accel.name,
+            "seconds": (self.stopped_at or time.monotonic()) - (self.started_at or time.monotonic()),
+            "boot_seconds": None if booted is None or self.started_at is None else booted - self.started_at,
+            "unclaimed": dict(self.buses.unclaimed),
+            **self.accel.stats(self.runners),
+        }
 
     @staticmethod
     def _next_check(deadline: float | None) -> float:
@@ -167,30 +166,10 @@ class Machine:
             return HALT_CHECK_INTERVAL
         return max(0.0, min(HALT_CHECK_INTERVAL, deadline - time.monotonic()))
 
-    def _halted_for_good(self) -> bool:
-        """Every vCPU sits in HLT with interrupts disabled: nothing but an NMI could wake it.
-
-        That is how Linux ends `poweroff` and `halt` on a PC without ACPI, so it counts as a
-        power-off. vCPUs are held one at a time just long enough to read their state.
-        """
-        for runner in self.runners:
-            if not runner.pause(timeout=STOP_JOIN_TIMEOUT):
-                return False
-            try:
-                halted = runner.vcpu.get_mp_state() == lib.KVM_MP_STATE_HALTED
-                if not halted or runner.vcpu.get_regs().rflags & RFLAGS_IF:
-                    return False
-            finally:
-                runner.resume()
-        return True
-
     def close(self) -> None:
         for slot in self.virtio_slots:
             slot.close()
-        for vcpu in self.vcpus:
-            vcpu.close()
-        self.vm.close()
-        self.kvm.close()
+        self.accel.close()
         self.memory.close()
 
     def __enter__(self) -> "Machine":

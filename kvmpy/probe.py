@@ -32,7 +32,7 @@ class LoopTiming:
 
 def time_guest_loop(guest: str, iterations: int, mem_size: int = 16 * layout.MiB, timeout: float = 120) -> LoopTiming:
     """Run a marker-bracketed loop guest and return the time between its two marks."""
-    with Machine(mem_size=mem_size, cpus=1, serial_output=lambda data: None) as machine:
+    with Machine(mem_size=mem_size, cpus=1, serial_output=lambda data: None, accel="kvm") as machine:
         clock = MarkerClock()
         machine.buses.ports.remove(layout.POST_PORT)
         machine.add_port_device(clock, layout.POST_PORT, 1, "marker-clock")
@@ -55,6 +55,20 @@ class RingSpeeds:
     @property
     def ring0_emulated(self) -> bool:
         return self.ring0_slowdown > EMULATED_THRESHOLD
+
+
+def syscall_lands_in_ring0() -> bool:
+    """Whether `syscall` from ring 3 reaches its handler in ring 0, as the architecture says.
+
+    PVM without hardware virtualization has been seen to jump to the handler but stay in
+    ring 3, which makes every system call of a standard Linux user space fault.
+    """
+    with Machine(mem_size=16 * layout.MiB, cpus=1, serial_output=lambda data: None, accel="kvm") as machine:
+        machine.load(str(guest_path("syscall")))
+        reason = machine.run(timeout=60)
+    if reason.kind != "verdict":
+        raise RuntimeError(f"syscall probe did not complete: {reason.message}")
+    return reason.exit_code == 0
 
 
 def measure_ring_speeds() -> RingSpeeds:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from . import layout
 from .errors import ConfigError
-from .irq import CallbackIrqLine
 from .virtio import EventFdIrqLine, VirtioDevice, VirtioMmioTransport, VirtioWorker, virtio_mmio_cmdline
 
 
@@ -41,19 +40,21 @@ def attach_virtio(machine, device: VirtioDevice, fast_path: bool = True) -> Virt
         raise ConfigError(f"at most {min(layout.VIRTIO_MMIO_MAX_DEVICES, len(irqs))} virtio devices")
     base = layout.VIRTIO_MMIO_BASE + index * layout.VIRTIO_MMIO_SIZE
     irq = irqs[index]
-    vm = machine.vm
+    accel = machine.accel
+    fast_path = fast_path and accel.supports_eventfds
     if fast_path:
         irq_line = EventFdIrqLine()
-        vm.register_irqfd(irq_line.fd, irq)
+        accel.register_irqfd(irq_line.fd, irq)
     else:
-        irq_line = CallbackIrqLine(lambda level: vm.set_irq_line(irq, level))
+        irq_line = accel.irq_line(irq)
     name = f"virtio-{type(device).__name__.removesuffix('Device').lower()}{index}"
     transport = VirtioMmioTransport(device, machine.memory, irq_line, name=name)
     worker = None
     if fast_path:
         worker = VirtioWorker(transport)
         for registration in worker.ioeventfds(base):
-            vm.register_ioeventfd(registration.fd, registration.address, registration.length, registration.datamatch)
+            accel.register_ioeventfd(registration.fd, registration.address, registration.length,
+                                     registration.datamatch)
         worker.start()
     machine.add_mmio_device(transport, base, layout.VIRTIO_MMIO_SIZE, name)
     slot = VirtioSlot(transport, base, irq, worker, irq_line)

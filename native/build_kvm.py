@@ -21,7 +21,7 @@ KVM_CREATE_IRQCHIP KVM_CREATE_PIT2 KVM_IRQ_LINE KVM_IRQFD KVM_IOEVENTFD
 KVM_RUN KVM_GET_REGS KVM_SET_REGS KVM_GET_SREGS KVM_SET_SREGS KVM_GET_FPU KVM_SET_FPU
 KVM_GET_MSRS KVM_SET_MSRS KVM_SET_CPUID2 KVM_GET_CPUID2 KVM_GET_MP_STATE KVM_SET_MP_STATE
 KVM_GET_XSAVE KVM_SET_XSAVE KVM_GET_XCRS KVM_SET_XCRS KVM_GET_LAPIC KVM_SET_LAPIC
-KVM_GET_VCPU_EVENTS KVM_SET_VCPU_EVENTS KVM_SET_GUEST_DEBUG KVM_SET_SIGNAL_MASK
+KVM_GET_VCPU_EVENTS KVM_SET_VCPU_EVENTS KVM_GET_DEBUGREGS KVM_SET_DEBUGREGS KVM_SET_GUEST_DEBUG KVM_SET_SIGNAL_MASK
 """.split()
 
 CONSTANTS = """
@@ -41,7 +41,7 @@ KVM_CAP_MP_STATE KVM_CAP_VCPU_EVENTS KVM_CAP_X86_ROBUST_SINGLESTEP
 KVM_PIT_SPEAKER_DUMMY KVM_IOEVENTFD_FLAG_DATAMATCH KVM_IOEVENTFD_FLAG_PIO
 KVM_IOEVENTFD_FLAG_DEASSIGN KVM_IRQFD_FLAG_DEASSIGN
 KVM_MP_STATE_RUNNABLE KVM_MP_STATE_UNINITIALIZED KVM_MP_STATE_HALTED
-KVM_GUESTDBG_ENABLE KVM_GUESTDBG_SINGLESTEP
+KVM_GUESTDBG_ENABLE KVM_GUESTDBG_SINGLESTEP KVM_GUESTDBG_USE_HW_BP KVM_GUESTDBG_USE_SW_BP
 
 """.split()
 
@@ -91,7 +91,8 @@ struct kvm_ioeventfd { uint64_t datamatch, addr; uint32_t len; int32_t fd; uint3
 struct kvm_lapic_state { char regs[...]; };
 struct kvm_vcpu_events { ...; };
 struct kvm_debug_exit_arch { uint32_t exception, pad; uint64_t pc, dr6, dr7; };
-struct kvm_guest_debug { uint32_t control; ...; };
+struct kvm_guest_debug_arch { uint64_t debugreg[8]; };
+struct kvm_guest_debug { uint32_t control; uint32_t pad; struct kvm_guest_debug_arch arch; };
 
 struct kvm_run {
     uint8_t request_interrupt_window;
@@ -127,6 +128,7 @@ int kvmpy_kvm_run(int vcpu_fd);
 int kvmpy_install_kick_handler(int signum);
 int kvmpy_run_port_loop(int vcpu_fd, struct kvm_run *run, uint16_t port, uint64_t *count);
 void kvmpy_host_countdown(uint64_t iterations);
+uint64_t kvmpy_rdtsc(void);
 uint64_t kvmpy_monotonic_ns(void);
 """ + "".join(f"#define {name} ...\n" for name in IOCTLS + CONSTANTS)
 

@@ -65,6 +65,14 @@ void kvmpy_host_countdown(uint64_t iterations)
 		__asm__ volatile("1: dec %0\n\tjnz 1b" : "+r"(iterations) : : "cc");
 }
 
+uint64_t kvmpy_rdtsc(void)
+{
+	uint32_t low, high;
+
+	__asm__ volatile("rdtsc" : "=a"(low), "=d"(high));
+	return (uint64_t)high << 32 | low;
+}
+
 uint64_t kvmpy_monotonic_ns(void)
 {
 	struct timespec ts;

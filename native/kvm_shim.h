@@ -31,6 +31,9 @@ int kvmpy_run_port_loop(int vcpu_fd, struct kvm_run *run, uint16_t port, uint64_
  * guest compute is compared with. */
 void kvmpy_host_countdown(uint64_t iterations);
 
+/* The host's time-stamp counter: the interpreter's guest TSC is this plus an offset. */
+uint64_t kvmpy_rdtsc(void);
+
 /* Nanoseconds from CLOCK_MONOTONIC; for benchmarks that time C and Python on one clock. */
 uint64_t kvmpy_monotonic_ns(void);
 

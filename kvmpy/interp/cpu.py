@@ -109,6 +109,13 @@ class SoftCpu:
     def reset(self) -> None:
         lib.interp_reset(self._c)
 
+    def close(self) -> None:
+        """Let go of guest RAM, so its mappings can be closed."""
+        self._c.nregions = 0
+        for buffer in self._buffers:
+            ffi.release(buffer)
+        self._buffers = []
+
     # ---- registers --------------------------------------------------------------------
     def get(self, name: str) -> int:
         name = name.lower()

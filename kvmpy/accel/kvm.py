@@ -1,0 +1,100 @@
+"""The KVM accelerator: a VM with KVM's in-kernel irqchip and PIT, one thread per vCPU, and
+the software interpreter standing in for instructions KVM cannot emulate."""
+
+from __future__ import annotations
+
+from ..errors import ConfigError
+from ..irq import CallbackIrqLine
+from ..kvm import Kvm
+from ..native import lib
+from ..vcpu.cpuid import vcpu_cpuid
+from ..vcpu.modes import start_vcpu
+from ..vcpu.runner import VcpuRunner
+
+RFLAGS_IF = 1 << 9
+PAUSE_TIMEOUT = 10.0
+
+
+class KvmAccelerator:
+    name = "kvm"
+    supports_eventfds = True
+
+    def __init__(self, memory, cpus: int, kvm: Kvm | None = None, fallback: bool = True):
+        self.kvm = kvm or Kvm()
+        limit = self.kvm.max_vcpus
+        if not 1 <= cpus <= limit:
+            self.kvm.close()
+            raise ConfigError(f"--cpus must be between 1 and {limit} on this host (got {cpus})")
+        self.memory = memory
+        self.vm = self.kvm.create_vm()
+        self.vm.setup_x86_platform()
+        self.vm.map_memory(memory)
+        self.vcpus = [self.vm.create_vcpu(index) for index in range(cpus)]
+        supported = self.kvm.supported_cpuid()
+        self.cpuid = [vcpu_cpuid(supported, vcpu.index, cpus) for vcpu in self.vcpus]
+        for vcpu, entries in zip(self.vcpus, self.cpuid):
+            vcpu.set_cpuid(entries)
+        self.use_fallback = fallback
+        self.fallbacks = []
+
+    def irq_line(self, irq: int) -> CallbackIrqLine:
+        return CallbackIrqLine(lambda level: self.vm.set_irq_line(irq, level))
+
+    def register_irqfd(self, eventfd: int, gsi: int) -> None:
+        self.vm.register_irqfd(eventfd, gsi)
+
+    def register_ioeventfd(self, eventfd: int, address: int, length: int, datamatch: int) -> None:
+        self.vm.register_ioeventfd(eventfd, address, length, datamatch)
+
+    def create_runners(self, buses, on_stop) -> list[VcpuRunner]:
+        runners = []
+        for vcpu, cpuid in zip(self.vcpus, self.cpuid):
+            fallback = None
+            if self.use_fallback:
+                from ..interp.fallback import EmulationFallback
+
+                fallback = EmulationFallback(self.memory, buses, cpuid)
+                self.fallbacks.append(fallback)
+            runners.append(VcpuRunner(vcpu, buses, on_stop, fallback))
+        return runners
+
+    def start(self, image) -> None:
+        """Put the vCPUs at the image's entry: all of them for tiny guests, the first for Linux,
+        which starts the others itself (INIT/SIPI through the in-kernel LAPIC)."""
+        for vcpu in self.vcpus[:1] if image.linux else self.vcpus:
+            start_vcpu(vcpu, self.memory, image.mode, image.entry, image.boot_argument)
+            if not image.linux:
+                vcpu.set_mp_state(lib.KVM_MP_STATE_RUNNABLE)
+
+    def halted_for_good(self, runners) -> bool:
+        """Every vCPU sits in HLT with interrupts disabled: nothing but an NMI could wake it.
+        vCPUs are held one at a time just long enough to read their state."""
+        for runner in runners:
+            if not runner.pause(timeout=PAUSE_TIMEOUT):
+                return False
+            try:
+                halted = runner.vcpu.get_mp_state() == lib.KVM_MP_STATE_HALTED
+                if not halted or runner.vcpu.get_regs().rflags & RFLAGS_IF:
+                    return False
+            finally:
+                runner.resume()
+        return True
+
+    def stats(self, runners) -> dict:
+        counts: dict[str, int] = {}
+        for fallback in self.fallbacks:
+            for name, count in fallback.counts.items():
+                counts[name] = counts.get(name, 0) + count
+        return {
+            "exits": sum(runner.exit_count for runner in runners),
+            "fallbacks": counts,
+            "fallback_instructions": sum(fallback.instructions for fallback in self.fallbacks),
+        }
+
+    def close(self) -> None:
+        for fallback in self.fallbacks:
+            fallback.close()
+        for vcpu in self.vcpus:
+            vcpu.close()
+        self.vm.close()
+        self.kvm.close()
