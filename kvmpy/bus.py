@@ -27,6 +27,7 @@ class Mapping(NamedTuple):
     length: int
     device: Device
     name: str
+    offset: int = 0  # the device's register offset at `base` (a device split over two ranges)
 
     @property
     def end(self) -> int:
@@ -41,10 +42,11 @@ class Bus:
         self._bases: list[int] = []
         self._mappings: list[Mapping] = []
 
-    def insert(self, device: Device, base: int, length: int, name: str | None = None) -> Mapping:
+    def insert(self, device: Device, base: int, length: int, name: str | None = None, offset: int = 0) -> Mapping:
+        """Map [base, base+length) to `device`, whose registers there start at `offset`."""
         if length <= 0:
             raise ConfigError(f"{self.name} range for {name or device!r} must be non-empty")
-        mapping = Mapping(base, length, device, name or type(device).__name__)
+        mapping = Mapping(base, length, device, name or type(device).__name__, offset)
         index = bisect.bisect_left(self._bases, base)
         neighbours = self._mappings[max(index - 1, 0) : index + 1]
         for other in neighbours:
@@ -78,14 +80,14 @@ class Bus:
         mapping = self.find(address)
         if mapping is None:
             return None
-        return mapping.device.read(address - mapping.base, size)
+        return mapping.device.read(address - mapping.base + mapping.offset, size)
 
     def write(self, address: int, size: int, value: int) -> bool:
         """Deliver a write; False when no device decodes `address`."""
         mapping = self.find(address)
         if mapping is None:
             return False
-        mapping.device.write(address - mapping.base, size, value)
+        mapping.device.write(address - mapping.base + mapping.offset, size, value)
         return True
 
     def __iter__(self):

@@ -51,8 +51,8 @@ LAPIC_ADDR = 0xFEE0_0000
 # --- Port I/O -----------------------------------------------------------------------------
 PIT_PORT = 0x40
 I8042_DATA_PORT = 0x60
-I8042_COMMAND_PORT = 0x64  # same device as the data port; offset 4 from 0x60
-I8042_PORT_LENGTH = 5
+I8042_COMMAND_PORT = 0x64  # same device as the data port, its register offset 4
+PC_SPEAKER_PORT = 0x61  # PIT channel 2 gate/output (system control port B), between the two
 RTC_PORT = 0x70  # index at +0, data at +1
 RTC_PORT_LENGTH = 2
 POST_PORT = 0x80  # firmware POST codes; logged at debug level

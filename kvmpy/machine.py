@@ -86,7 +86,10 @@ class Machine:
         ports = self.buses.ports
         self.serial = Uart16550(self.accel.irq_line(layout.COM1_IRQ), serial_output)
         ports.insert(self.serial, layout.COM1_PORT, layout.COM_PORT_LENGTH, "com1")
-        ports.insert(I8042(self._on_i8042_reset), layout.I8042_DATA_PORT, layout.I8042_PORT_LENGTH, "i8042")
+        i8042 = I8042(self._on_i8042_reset)
+        ports.insert(i8042, layout.I8042_DATA_PORT, 1, "i8042-data")
+        command_offset = layout.I8042_COMMAND_PORT - layout.I8042_DATA_PORT
+        ports.insert(i8042, layout.I8042_COMMAND_PORT, 1, "i8042-command", offset=command_offset)
         ports.insert(CmosRtc(), layout.RTC_PORT, layout.RTC_PORT_LENGTH, "rtc")
         self.post = PostCode()
         ports.insert(self.post, layout.POST_PORT, 1, "post")

@@ -76,7 +76,7 @@ def _port_out(exit: PortOut, buses: Buses):
     if mapping is None:
         buses.note_unclaimed("port", exit.port)
         return RESUME
-    offset, size, write = exit.port - mapping.base, exit.size, mapping.device.write
+    offset, size, write = exit.port - mapping.base + mapping.offset, exit.size, mapping.device.write
     if exit.count == 1:
         write(offset, size, int.from_bytes(exit.data, "little"))
     else:  # string I/O (rep outs): one device write per element, in order
@@ -91,7 +91,7 @@ def _port_in(exit: PortIn, buses: Buses):
     if mapping is None:
         buses.note_unclaimed("port", exit.port)
         return Resume(_all_ones(exit.size * exit.count))
-    offset, size, read = exit.port - mapping.base, exit.size, mapping.device.read
+    offset, size, read = exit.port - mapping.base + mapping.offset, exit.size, mapping.device.read
     if exit.count == 1:
         return Resume(read(offset, size).to_bytes(size, "little"))
     return Resume(b"".join(read(offset, size).to_bytes(size, "little") for _ in range(exit.count)))

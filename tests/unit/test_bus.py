@@ -65,3 +65,13 @@ def test_adjacent_ranges_are_fine_and_remove_detaches():
 def test_empty_range_is_refused():
     with pytest.raises(ConfigError):
         Bus("port").insert(Recorder(), 0x10, 0)
+
+
+def test_a_device_split_over_two_ranges_sees_its_own_offsets():
+    bus = Bus("port")
+    controller = Recorder(7)
+    bus.insert(controller, 0x60, 1, "data")
+    bus.insert(controller, 0x64, 1, "command", offset=4)
+    bus.write(0x64, 1, 0xFE)
+    assert bus.read(0x60, 1) == 7 and bus.read(0x61, 1) is None
+    assert controller.accesses == [("w", 4, 1, 0xFE), ("r", 0, 1)]

@@ -19,7 +19,7 @@ from kvmpy.devices.i8042 import (
     STATUS_SYS,
     STATUS_UNLOCKED,
 )
-from kvmpy.layout import I8042_COMMAND_PORT, I8042_DATA_PORT, I8042_PORT_LENGTH
+from kvmpy.layout import I8042_COMMAND_PORT, I8042_DATA_PORT
 
 
 class Rig:
@@ -143,7 +143,9 @@ def test_linux_reboot_sequence_reaches_on_reset():
     """arch/x86/kernel/reboot.c (BOOT_KBD): wait for IBF clear on 0x64, write 0xFE to 0x64."""
     stopped = threading.Event()
     bus = Bus("pio")
-    bus.insert(I8042(on_reset=stopped.set), I8042_DATA_PORT, I8042_PORT_LENGTH, "i8042")
+    controller = I8042(on_reset=stopped.set)
+    bus.insert(controller, I8042_DATA_PORT, 1, "i8042-data")
+    bus.insert(controller, I8042_COMMAND_PORT, 1, "i8042-command", offset=I8042_COMMAND_PORT - I8042_DATA_PORT)
     for _attempt in range(10):
         for _ in range(0x10000):  # kb_wait()
             if not bus.read(I8042_COMMAND_PORT, 1) & 0x02:
