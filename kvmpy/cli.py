@@ -73,9 +73,12 @@ def _run(args) -> int:
     from .guests import guest_path
     from .machine import Machine
 
+    from .accel import accelerator_for_image
+
     mem_size = parse_size(args.mem)
     image = args.image or str(guest_path())
-    with contextlib.ExitStack() as resources, Machine(mem_size=mem_size, cpus=args.cpus, accel=args.accel,
+    accel = accelerator_for_image(args.accel, image)
+    with contextlib.ExitStack() as resources, Machine(mem_size=mem_size, cpus=args.cpus, accel=accel,
                                                      fallback=not args.no_fallback) as machine:
         attach_virtio_devices(machine, args, resources)
         machine.load(image, args.cmdline, args.initrd)

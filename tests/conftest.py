@@ -9,10 +9,12 @@ import sys
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
+pytest_plugins = ["pytester"]  # tests/linux/test_plugin.py runs the kvmpy plugin in a separate tree
 
 
 def pytest_collection_modifyitems(config, items):
-    """Everything under tests/kvm needs a usable /dev/kvm: mark it, and skip it where there is none."""
+    """Everything under tests/kvm needs a usable /dev/kvm: mark it, and skip it where there is none.
+    (tests/linux and tests/interp choose their accelerator themselves: they run without KVM.)"""
     from kvmpy.kvm import kvm_usable
 
     usable, reason = kvm_usable()

@@ -35,5 +35,39 @@ def create_accelerator(name: str, memory, cpus: int, kvm=None, fallback: bool = 
     return KvmAccelerator(memory, cpus, kvm, fallback)
 
 
+def accelerator_for_image(requested: str, image: str, notice=None) -> str:
+    """Resolve `auto` for a given image: KVM, unless /dev/kvm is unusable, or the image is a
+    Linux kernel and this host's KVM breaks `syscall` from ring 3 (then Linux user space could
+    not make a single system call, so the interpreter runs the guest instead)."""
+    if requested != "auto":
+        return requested
+    from ..kvm import kvm_usable
+
+    usable, why = kvm_usable()
+    if not usable:
+        (notice or _stderr_notice)(f"kvmpy: /dev/kvm is not usable ({why}); running the guest in the interpreter")
+        return "interp"
+    if _is_linux_kernel(image):
+        from ..probe import syscall_lands_in_ring0
+
+        if not syscall_lands_in_ring0():
+            (notice or _stderr_notice)(
+                "kvmpy: this host's KVM enters syscall handlers in ring 3 (see `kvmpy info`); "
+                "running Linux in the interpreter (--accel kvm to insist)"
+            )
+            return "interp"
+    return "kvm"
+
+
+def _is_linux_kernel(image: str) -> bool:
+    from ..loader.bzimage import is_bzimage
+
+    try:
+        with open(image, "rb") as file:
+            return is_bzimage(file.read(1024))
+    except OSError:
+        return False  # the loader reports unreadable images with a proper message
+
+
 def _stderr_notice(message: str) -> None:
     print(message, file=sys.stderr)
