@@ -55,8 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--accel", choices=("auto", "kvm", "interp"), default="auto",
                      help="kvm: /dev/kvm with the interpreter for what KVM cannot emulate; interp: all in "
                           "software; auto (default): kvm where /dev/kvm is usable")
-    run.add_argument("--no-fallback", action="store_true",
-                     help="do not interpret instructions KVM fails to emulate (stop with the failure instead)")
+    run.add_argument("--fallback-burst", type=int, default=1, metavar="N",
+                     help="instructions the interpreter may run per KVM emulation failure, staying in ring 0 "
+                          "(default 1: just the failing one); 0 = no fallback, stop with the failure")
     run.add_argument("--stats", action="store_true", help="print exit and fallback counts when the VM stops")
     run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
@@ -64,7 +65,10 @@ def _parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="measure native vs. emulated paths; print a table, write JSON")
     bench.add_argument("--quick", action="store_true", help="fewer, shorter runs (under a minute)")
-    bench.add_argument("--json", default="bench-results.json", help="where to write the JSON (default: %(default)s)")
+    bench.add_argument("--json", default="bench-results.json",
+                       help="where to write the JSON (default: %(default)s; the chart goes beside it as .svg)")
+    bench.add_argument("--kernel", help="bzImage for the boot figures (default: the cached test kernel)")
+    bench.add_argument("--initrd", help="initramfs for the boot figures (default: kvmpy's busybox one)")
     return parser
 
 
@@ -79,7 +83,7 @@ def _run(args) -> int:
     image = args.image or str(guest_path())
     accel = accelerator_for_image(args.accel, image)
     with contextlib.ExitStack() as resources, Machine(mem_size=mem_size, cpus=args.cpus, accel=accel,
-                                                     fallback=not args.no_fallback) as machine:
+                                                     fallback_burst=args.fallback_burst) as machine:
         attach_virtio_devices(machine, args, resources)
         machine.load(image, args.cmdline, args.initrd)
         quit_reason = lambda: machine.request_stop(_user_quit())  # noqa: E731
@@ -189,7 +193,7 @@ def _info(args) -> int:
 def _bench(args) -> int:
     from .bench.suite import run_suite
 
-    run_suite(quick=args.quick, json_path=args.json)
+    run_suite(quick=args.quick, json_path=args.json, kernel=args.kernel, initrd=args.initrd)
     return 0
 
 

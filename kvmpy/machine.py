@@ -48,7 +48,7 @@ class Machine:
         serial_output: Callable[[bytes], None] = _stdout_sink,
         accel: str = "auto",
         kvm=None,
-        fallback: bool = True,
+        fallback_burst: int = 1,
     ):
         if mem_size < MIN_MEM_SIZE or mem_size % layout.PAGE_SIZE:
             raise ConfigError(
@@ -59,7 +59,7 @@ class Machine:
         self._stop_lock = threading.Lock()
         self.memory = GuestMemory.with_hole(mem_size, layout.MMIO_HOLE_START, layout.MMIO_HOLE_END)
         try:
-            self.accel = create_accelerator(accel, self.memory, cpus, kvm, fallback)
+            self.accel = create_accelerator(accel, self.memory, cpus, kvm, fallback_burst)
         except BaseException:
             self.memory.close()
             raise

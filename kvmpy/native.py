@@ -12,6 +12,9 @@ except ImportError as error:  # pragma: no cover - only without a build
     ) from error
 
 
+__all__ = ["ffi", "lib", "check", "ioctl", "ioctl_int"]
+
+
 def check(result: int, operation: str) -> int:
     """Return a non-negative ioctl result, or raise KvmError naming the operation and errno."""
     if result < 0:

@@ -14,9 +14,10 @@ from ..errors import ConfigError
 ACCELERATORS = ("auto", "kvm", "interp")
 
 
-def create_accelerator(name: str, memory, cpus: int, kvm=None, fallback: bool = True, notice=None):
+def create_accelerator(name: str, memory, cpus: int, kvm=None, fallback_burst: int = 1, notice=None):
     """The accelerator called `name`; `auto` is KVM where /dev/kvm is usable, else the interpreter.
-    `fallback=False` leaves KVM's emulation failures unhandled (to see what KVM alone does)."""
+    `fallback_burst` is how many instructions the interpreter may run for KVM per emulation
+    failure; 0 leaves failures unhandled (to see what KVM alone does)."""
     if name not in ACCELERATORS:
         raise ConfigError(f"--accel must be one of {', '.join(ACCELERATORS)} (got {name!r})")
     if name == "auto" and kvm is None:
@@ -32,7 +33,7 @@ def create_accelerator(name: str, memory, cpus: int, kvm=None, fallback: bool = 
         return InterpAccelerator(memory, cpus)
     from .kvm import KvmAccelerator
 
-    return KvmAccelerator(memory, cpus, kvm, fallback)
+    return KvmAccelerator(memory, cpus, kvm, fallback_burst)
 
 
 def accelerator_for_image(requested: str, image: str, notice=None) -> str:

@@ -19,7 +19,7 @@ class KvmAccelerator:
     name = "kvm"
     supports_eventfds = True
 
-    def __init__(self, memory, cpus: int, kvm: Kvm | None = None, fallback: bool = True):
+    def __init__(self, memory, cpus: int, kvm: Kvm | None = None, fallback_burst: int = 1):
         self.kvm = kvm or Kvm()
         limit = self.kvm.max_vcpus
         if not 1 <= cpus <= limit:
@@ -34,7 +34,7 @@ class KvmAccelerator:
         self.cpuid = [vcpu_cpuid(supported, vcpu.index, cpus) for vcpu in self.vcpus]
         for vcpu, entries in zip(self.vcpus, self.cpuid):
             vcpu.set_cpuid(entries)
-        self.use_fallback = fallback
+        self.fallback_burst = fallback_burst  # 0: leave emulation failures unhandled
         self.fallbacks = []
 
     def irq_line(self, irq: int) -> CallbackIrqLine:
@@ -50,10 +50,10 @@ class KvmAccelerator:
         runners = []
         for vcpu, cpuid in zip(self.vcpus, self.cpuid):
             fallback = None
-            if self.use_fallback:
+            if self.fallback_burst:
                 from ..interp.fallback import EmulationFallback
 
-                fallback = EmulationFallback(self.memory, buses, cpuid)
+                fallback = EmulationFallback(self.memory, buses, cpuid, self.fallback_burst)
                 self.fallbacks.append(fallback)
             runners.append(VcpuRunner(vcpu, buses, on_stop, fallback))
         return runners

@@ -36,7 +36,6 @@ IN_KERNEL_PORTS = (range(0x20, 0x22), range(0xA0, 0xA2), range(0x40, 0x44), rang
 IN_KERNEL_MMIO = (range(layout.LAPIC_ADDR, layout.LAPIC_ADDR + 0x1000),
                   range(layout.IOAPIC_ADDR, layout.IOAPIC_ADDR + 0x1000))
 
-DEFAULT_BURST = 1  # instructions per fallback; more keeps ring-0 code in the (faster) interpreter
 
 
 class BackToKvm(Exception):
@@ -84,7 +83,7 @@ class _FallbackBus:
 class EmulationFallback:
     """The vCPU thread's hook for KVM emulation failures (one per vCPU: it owns a SoftCpu)."""
 
-    def __init__(self, memory, buses, cpuid: list[dict], burst: int = DEFAULT_BURST):
+    def __init__(self, memory, buses, cpuid: list[dict], burst: int = 1):
         self.cpu = SoftCpu(memory, _FallbackBus(buses))
         self.cpu.set_cpuid(tuple(e[k] for k in ("function", "index", "flags", "eax", "ebx", "ecx", "edx"))
                            for e in cpuid[: len(cpuid)])

@@ -153,7 +153,7 @@ def test_unhandled_exit_reports_registers(guest):
 
 def test_instructions_kvm_cannot_emulate_are_run_by_the_fallback(guest):
     """Here (PVM) KVM fails on int3/popcnt/stac/clac/xsave/xrstor at ring 0; with VT-x it does not."""
-    with Machine(mem_size=32 * MiB, serial_output=lambda data: None, accel="kvm", fallback=False) as machine:
+    with Machine(mem_size=32 * MiB, serial_output=lambda data: None, accel="kvm", fallback_burst=0) as machine:
         machine.load(guest("fallback"))
         bare = machine.run(timeout=60)
     with Machine(mem_size=32 * MiB, serial_output=lambda data: None, accel="kvm") as machine:
