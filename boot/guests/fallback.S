@@ -12,16 +12,11 @@ START_MODE MODE_LONG
 .text
 .global _start
 _start:
-    # int3 gate -> bp_handler
+    # the int3 vector goes to bp_handler
     lea rax, [rip + bp_handler]
-    lea rdi, [rip + idt + BP_VECTOR * 16]
-    mov word ptr [rdi], ax
-    mov word ptr [rdi + 2], GDT_KERNEL_CODE64
-    mov word ptr [rdi + 4], 0x8e00
-    shr rax, 16
-    mov word ptr [rdi + 6], ax
-    shr rax, 16
-    mov dword ptr [rdi + 8], eax
+    lea rdi, [rip + idt]
+    mov esi, BP_VECTOR
+    call set_interrupt_gate
     lidt [rip + idt_pointer]
 
     mov al, 1                               # int3 reaches the handler and comes back

@@ -19,14 +19,9 @@ START_MODE MODE_LONG
 _start:
     # IDT gate for the timer vector: a 64-bit interrupt gate to timer_handler.
     lea rax, [rip + timer_handler]
-    lea rdi, [rip + idt + TIMER_VECTOR * 16]
-    mov word ptr [rdi], ax
-    mov word ptr [rdi + 2], GDT_KERNEL_CODE64
-    mov word ptr [rdi + 4], 0x8e00        # present, DPL0, 64-bit interrupt gate
-    shr rax, 16
-    mov word ptr [rdi + 6], ax
-    shr rax, 16
-    mov dword ptr [rdi + 8], eax
+    lea rdi, [rip + idt]
+    mov esi, TIMER_VECTOR
+    call set_interrupt_gate
     lidt [rip + idt_pointer]
     # PIC: remap IRQ 0-7 to vectors 0x20-0x27, unmask only the timer.
     mov al, 0x11
