@@ -83,15 +83,19 @@ def run_command(
     accel: str = "auto",
     cmdline: str = DEFAULT_CMDLINE,
     disks: tuple = (),
+    rng: bool = False,
+    net: str | None = None,
     echo=None,
 ) -> CommandResult:
     """Boot `kernel` with `initrd`, run `command` in the guest, power off; return what happened.
 
-    `disks` are (path, read_only) pairs attached as virtio-blk (vda, vdb, ...).
+    `disks` are (path, read_only) pairs attached as virtio-blk (vda, vdb, ...); `rng` adds a
+    virtio-rng; `net` a virtio-net on a TAP ('auto' or 'tap=NAME', as --net).
     """
     from .accel import accelerator_for_image
     from .machine import Machine
-    from .virtio import BlockDevice
+    from .virtio import BlockDevice, NetDevice, RngDevice
+    from .virtio.tap import open_tap
 
     if not command:
         raise ConfigError("no command to run in the guest")
@@ -100,6 +104,10 @@ def run_command(
     with Machine(mem_size=mem_size, cpus=cpus, serial_output=log.write, accel=accel) as machine:
         for path, read_only in disks:
             machine.add_virtio(BlockDevice(path, read_only=read_only))
+        if net is not None:
+            machine.add_virtio(NetDevice(open_tap(net)))
+        if rng:
+            machine.add_virtio(RngDevice())
         machine.load(kernel, command_cmdline(command, cmdline), initrd)
         stop = machine.run(timeout=timeout)
         stats = machine.stats()
