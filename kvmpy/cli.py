@@ -117,8 +117,9 @@ def format_stats(stats: dict) -> str:
 
 def attach_virtio_devices(machine, args, resources: contextlib.ExitStack) -> None:
     """The --disk/--net/--rng/--console devices, in that order (so disks are vda, vdb...)."""
+    if not (args.disk or args.net or args.rng or args.console):
+        return  # and spare start-up the virtio imports
     from .virtio import BlockDevice, ConsoleDevice, NetDevice, RngDevice
-    from .virtio.tap import open_tap
 
     fast = args.virtio_path == "eventfd"
     for spec in args.disk:
@@ -127,6 +128,8 @@ def attach_virtio_devices(machine, args, resources: contextlib.ExitStack) -> Non
             raise ConfigError(f"--disk {spec}: the only option is ',ro'")
         machine.add_virtio(BlockDevice(path, read_only=option == "ro"), fast)
     for spec in args.net:
+        from .virtio.tap import open_tap
+
         backend_spec, _, option = spec.partition(",")
         mac = None
         if option:

@@ -51,9 +51,7 @@ class KvmAccelerator:
         for vcpu, cpuid in zip(self.vcpus, self.cpuid):
             fallback = None
             if self.fallback_burst:
-                from ..interp.fallback import EmulationFallback
-
-                fallback = EmulationFallback(self.memory, buses, cpuid, self.fallback_burst)
+                fallback = _OnFirstFailure(self.memory, buses, cpuid, self.fallback_burst)
                 self.fallbacks.append(fallback)
             runners.append(VcpuRunner(vcpu, buses, on_stop, fallback))
         return runners
@@ -82,19 +80,37 @@ class KvmAccelerator:
 
     def stats(self, runners) -> dict:
         counts: dict[str, int] = {}
-        for fallback in self.fallbacks:
+        used = [fallback.real for fallback in self.fallbacks if fallback.real is not None]
+        for fallback in used:
             for name, count in fallback.counts.items():
                 counts[name] = counts.get(name, 0) + count
         return {
             "exits": sum(runner.exit_count for runner in runners),
             "fallbacks": counts,
-            "fallback_instructions": sum(fallback.instructions for fallback in self.fallbacks),
+            "fallback_instructions": sum(fallback.instructions for fallback in used),
         }
 
     def close(self) -> None:
         for fallback in self.fallbacks:
-            fallback.close()
+            if fallback.real is not None:
+                fallback.real.close()
         for vcpu in self.vcpus:
             vcpu.close()
         self.vm.close()
         self.kvm.close()
+
+
+class _OnFirstFailure:
+    """The emulation-failure hook, built when KVM first fails: loading and setting up the
+    interpreter costs start-up time that most guests (and every VT-x host) never need."""
+
+    def __init__(self, memory, buses, cpuid, burst: int):
+        self._arguments = (memory, buses, cpuid, burst)
+        self.real = None
+
+    def __call__(self, vcpu, action) -> None:
+        if self.real is None:
+            from ..interp.fallback import EmulationFallback
+
+            self.real = EmulationFallback(*self._arguments)
+        self.real(vcpu, action)

@@ -86,7 +86,7 @@ class EmulationFallback:
     def __init__(self, memory, buses, cpuid: list[dict], burst: int = 1):
         self.cpu = SoftCpu(memory, _FallbackBus(buses))
         self.cpu.set_cpuid(tuple(e[k] for k in ("function", "index", "flags", "eax", "ebx", "ecx", "edx"))
-                           for e in cpuid[: len(cpuid)])
+                           for e in cpuid)
         self.burst = burst
         self.counts: dict[str, int] = {}  # mnemonic -> fallbacks that started there
         self.instructions = 0  # instructions the interpreter executed for KVM, in all

@@ -19,7 +19,6 @@ import os
 import struct
 from typing import Sequence
 
-from pyroute2 import IPRoute
 
 from ..errors import ConfigError
 from .netbackend import VNET_HDR_SIZE
@@ -50,7 +49,7 @@ class TapBackend:
         """A new TAP (the kernel fills in %d), up, removed again when closed."""
         tap = cls(*_open_tun(template), created=True)
         try:
-            with IPRoute() as ipr:
+            with _iproute() as ipr:
                 ipr.link("set", index=_link_index(ipr, tap.ifname), state="up")
         except Exception:
             tap.close()
@@ -60,7 +59,7 @@ class TapBackend:
     @classmethod
     def attach(cls, ifname: str) -> "TapBackend":
         """The existing TAP `ifname`; it must exist (TUNSETIFF would silently create one)."""
-        with IPRoute() as ipr:
+        with _iproute() as ipr:
             if not ipr.link_lookup(ifname=ifname):
                 raise ConfigError(f"TAP device {ifname} does not exist")
         fd, name = _open_tun(ifname)
@@ -112,7 +111,14 @@ def _open_tun(name: str) -> tuple[int, str]:
     return fd, _IFREQ.unpack(reply)[0].rstrip(b"\0").decode()
 
 
-def _link_index(ipr: IPRoute, ifname: str) -> int:
+def _iproute():
+    """pyroute2's netlink handle, imported on first use: pyroute2 takes ~0.1 s to import."""
+    from pyroute2 import IPRoute
+
+    return IPRoute()
+
+
+def _link_index(ipr, ifname: str) -> int:
     indices = ipr.link_lookup(ifname=ifname)
     if not indices:
         raise ConfigError(f"TAP device {ifname} vanished")
