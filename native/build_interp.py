@@ -31,14 +31,19 @@ extern "Python+C" int interp_rdmsr(void *ctx, uint32_t msr, uint64_t *val);
 extern "Python+C" int interp_wrmsr(void *ctx, uint32_t msr, uint64_t val);
 """
 
+def _path(path: str) -> str:
+    """setuptools wants paths relative to the project root (where it runs); a direct run
+    compiles inside cffi's temporary directory and needs absolute ones."""
+    return path if __name__ == "__main__" else os.path.relpath(path)
+
+
 ffibuilder = FFI()
 ffibuilder.cdef(_cdef_text() + CALLBACKS)
 ffibuilder.set_source(
     "kvmpy._interp",
     '#include "interp.h"\n',
-    # setuptools wants paths relative to the project root, where builds run from.
-    sources=sorted(os.path.relpath(path) for path in glob.glob(os.path.join(SRC_DIR, "*.c"))),
-    include_dirs=[os.path.relpath(SRC_DIR)],
+    sources=sorted(_path(path) for path in glob.glob(os.path.join(SRC_DIR, "*.c"))),
+    include_dirs=[_path(SRC_DIR)],
     extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-fno-strict-aliasing", "-fvisibility=hidden",
                         "-fno-semantic-interposition"],
     libraries=["m"],

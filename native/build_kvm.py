@@ -132,14 +132,19 @@ uint64_t kvmpy_rdtsc(void);
 uint64_t kvmpy_monotonic_ns(void);
 """ + "".join(f"#define {name} ...\n" for name in IOCTLS + CONSTANTS)
 
+def _path(path) -> str:
+    """setuptools wants paths relative to the project root (where it runs); a direct run
+    compiles inside cffi's temporary directory and needs absolute ones."""
+    return str(path) if __name__ == "__main__" else os.path.relpath(path)
+
+
 ffibuilder = FFI()
 ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
     "kvmpy._kvm",
     '#include "kvm_shim.h"',
-    # setuptools wants source paths relative to the project; builds run from its root.
-    sources=[os.path.relpath(HERE / "kvm_shim.c")],
-    include_dirs=[os.path.relpath(HERE)],
+    sources=[_path(HERE / "kvm_shim.c")],
+    include_dirs=[_path(HERE)],
     extra_compile_args=["-O2", "-std=gnu11", "-Wall"],
 )
 

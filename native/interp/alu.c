@@ -128,10 +128,11 @@ uint64_t alu_shld(struct interp_cpu *cpu, uint64_t dst, uint64_t src, unsigned c
         r = full & mask;
         cf = right ? (wide >> (count - 1)) & 1 : (wide >> (32 - count)) & 1;
     } else if (right) {
-        r = ((dst >> count) | (count < (unsigned)bits ? src << (bits - count) : 0)) & mask;
+        /* count == bits (16-bit operands only) shifts all of dst out: the result is src */
+        r = ((count < (unsigned)bits ? dst >> count : 0) | (src << (bits - count))) & mask;
         cf = (dst >> (count - 1)) & 1;
     } else {
-        r = ((dst << count) | (count < (unsigned)bits ? src >> (bits - count) : 0)) & mask;
+        r = ((count < (unsigned)bits ? dst << count : 0) | (src >> (bits - count))) & mask;
         cf = (dst >> (bits - count)) & 1;
     }
     uint64_t of = ((r ^ dst) & msb) != 0;

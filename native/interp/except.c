@@ -121,6 +121,18 @@ static int gate_target(struct interp_cpu *cpu, uint16_t sel, int ext, int need_6
     return (d.type & 4) ? P(cpu)->cpl : d.dpl;
 }
 
+/* RFLAGS as pushed in an exception frame: RF is set for every fault-class exception (not for
+ * #DB, whose fault form is the instruction breakpoint, nor the aborts #DF and #MC), so that
+ * IRET back to the faulting instruction does not hit an instruction breakpoint again (SDM
+ * vol. 3, "Instruction-Breakpoint Exception Condition"). */
+static uint64_t frame_rflags(struct interp_cpu *cpu, int vector, int kind)
+{
+    uint64_t fl = read_rflags(cpu);
+    if (kind == EV_FAULT && vector != EXC_DB && vector != EXC_DF && vector != EXC_MC && vector != EXC_NMI)
+        fl |= FL_RF;
+    return fl;
+}
+
 /* Make sure the whole exception frame can be written before any of it is. */
 static void check_frame_writable(struct interp_cpu *cpu, uint64_t first, uint64_t last, int acc)
 {
@@ -171,7 +183,7 @@ static void deliver_long(struct interp_cpu *cpu, int vector, int kind, int has_e
         frame[n++] = err;
     frame[n++] = cpu->rip;
     frame[n++] = cpu->seg[INTERP_CS].selector;
-    frame[n++] = read_rflags(cpu);
+    frame[n++] = frame_rflags(cpu, vector, kind);
     frame[n++] = cpu->gpr[INTERP_RSP];
     frame[n++] = cpu->seg[INTERP_SS].selector;
     uint64_t new_rsp = rsp - 8 * n;
@@ -230,7 +242,7 @@ static void deliver_protected(struct interp_cpu *cpu, int vector, int kind, int 
         frame[n++] = err;
     frame[n++] = cpu->rip;
     frame[n++] = cpu->seg[INTERP_CS].selector;
-    frame[n++] = read_rflags(cpu);
+    frame[n++] = frame_rflags(cpu, vector, kind);
     if (new_cpl < cpl) {
         uint32_t tss_err = cpu->seg[INTERP_TR].selector & ~3u;
         sp = tss_read(cpu, TSS32_ESP0 + new_cpl * 8, 4, tss_err);

@@ -636,6 +636,45 @@ static void exec_onebyte(struct interp_cpu *cpu, struct insn *in, uint8_t op)
     }
 }
 
+/* LOCK is allowed only on the read-modify-write instructions below, with a memory
+ * destination; with anything else the instruction raises #UD before touching an operand. */
+static int lock_allowed(const struct insn *in, uint8_t op)
+{
+    const uint8_t *p = in->p;
+    uint8_t modrm;
+    int sub;
+    if (op == 0x0f) {
+        if (p + 1 >= in->end)
+            return 1;                      /* ModRM not in the window: the decoder will fault */
+        modrm = p[1];
+        sub = (modrm >> 3) & 7;
+        switch (p[0]) {
+        case 0xab: case 0xb3: case 0xbb:                    /* bts, btr, btc */
+        case 0xb0: case 0xb1: case 0xc0: case 0xc1:         /* cmpxchg, xadd */
+            break;
+        case 0xba: if (sub < 5) return 0; break;            /* bts/btr/btc imm8, not bt */
+        case 0xc7: if (sub != 1) return 0; break;           /* cmpxchg8b/16b */
+        default: return 0;
+        }
+    } else {
+        if (p >= in->end)
+            return 1;
+        modrm = p[0];
+        sub = (modrm >> 3) & 7;
+        switch (op) {
+        case 0x00: case 0x01: case 0x08: case 0x09: case 0x10: case 0x11: case 0x18: case 0x19:
+        case 0x20: case 0x21: case 0x28: case 0x29: case 0x30: case 0x31:   /* op Ex, Gx (not cmp) */
+        case 0x86: case 0x87:                                               /* xchg */
+            break;
+        case 0x80: case 0x81: case 0x82: case 0x83: if (sub == 7) return 0; break;   /* not cmp */
+        case 0xf6: case 0xf7: if (sub != 2 && sub != 3) return 0; break;            /* not, neg */
+        case 0xfe: case 0xff: if (sub > 1) return 0; break;                         /* inc, dec */
+        default: return 0;
+        }
+    }
+    return (modrm >> 6) != 3;
+}
+
 /* Decode prefixes and execute one instruction at CS:RIP. */
 void exec_one(struct interp_cpu *cpu)
 {
@@ -691,6 +730,8 @@ void exec_one(struct interp_cpu *cpu)
         in.opsize = p->def_size ^ (in.pfx66 ? 6 : 0);
         in.addrsize = p->def_size ^ (pfx67 ? 6 : 0);
     }
+    if (unlikely(in.lock) && !lock_allowed(&in, op))
+        RAISE_UD(cpu);
     exec_onebyte(cpu, &in, op);
     if (unlikely(in.retry))
         return;                            /* lost a locked race: execute it again */

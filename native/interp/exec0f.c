@@ -67,6 +67,15 @@ static void exec_cmpxchg(struct interp_cpu *cpu, struct insn *in, int size)
     uint64_t acc = reg_get(cpu, INTERP_RAX, size, 0);
     uint64_t dst = rm_read_rmw(cpu, in, size, 1);
     alu_binop(cpu, 7, acc, dst, size);
+    if (in->mod == 3) {
+        /* A register destination is written only when equal, the accumulator only when not:
+         * with 32-bit operands the other register keeps its upper half (not zero-extended). */
+        if (acc == dst)
+            reg_set(cpu, in->rm, size, in->rex, reg_get(cpu, in->reg, size, in->rex));
+        else
+            reg_set(cpu, INTERP_RAX, size, 0, dst);
+        return;
+    }
     if (acc == dst) {
         rm_write(cpu, in, size, reg_get(cpu, in->reg, size, in->rex));
     } else {
@@ -260,6 +269,11 @@ void exec_0f(struct interp_cpu *cpu, struct insn *in)
         a = rm_read_rmw(cpu, in, size, in->lock);
         b = reg_get(cpu, in->reg, size, in->rex);
         uint64_t sum = alu_binop(cpu, 0, a, b, size);
+        if (in->mod == 3) {                          /* SRC <- DEST, then DEST <- sum: with */
+            reg_set(cpu, in->reg, size, in->rex, a); /* one register for both, the sum wins */
+            reg_set(cpu, in->rm, size, in->rex, sum);
+            return;
+        }
         rm_write(cpu, in, size, sum);
         if (!in->retry)
             reg_set(cpu, in->reg, size, in->rex, a);

@@ -40,10 +40,14 @@ static uint64_t rep_block(struct interp_cpu *cpu, struct insn *in, int is_movs, 
     if (!dh)
         return 0;
     if (is_movs) {
-        /* Element-wise forward copy semantics even when the areas overlap. */
+        /* Element-wise forward copy semantics even when the areas overlap: each element is
+         * read whole before it is written (a byte loop differs when dst - src < size). */
         if (dh > sh && dh < sh + n * size) {
-            for (uint64_t i = 0; i < n * size; i++)
-                dh[i] = sh[i];
+            for (uint64_t i = 0; i < n * size; i += size) {
+                uint64_t v;
+                memcpy(&v, sh + i, size);
+                memcpy(dh + i, &v, size);
+            }
         } else {
             memmove(dh, sh, n * size);
         }

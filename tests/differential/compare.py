@@ -1,0 +1,97 @@
+"""Compare a case's outcome on hardware (KVM) and in the interpreter; format mismatch reports."""
+
+from __future__ import annotations
+
+from .cases import GPRS64, LOW_SCRATCH_ADDR, SCRATCH_ADDR, SCRATCH_SIZE
+from .common import WINDOWS
+
+COMPAT_REGS = ["rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp"]
+
+DF, IF, FIXED1 = 0x400, 0x200, 0x2
+RF = 0x10000
+# Compared RFLAGS bits: all of them (status flags minus those the case leaves undefined, DF,
+# IF, bit 1, and TF IOPL NT VM AC VIF VIP ID, which cases can only change through popf) except
+# RF, which a completed instruction clears (KVM leaves it set after an MMIO exit). The RF
+# pushed in an exception frame is compared with the rest of the frame.
+COMPARED_FLAGS = ((1 << 22) - 1) & ~RF
+FLAG_NAMES = [(0x1, "CF"), (0x4, "PF"), (0x10, "AF"), (0x40, "ZF"), (0x80, "SF"), (0x200, "IF"), (0x400, "DF"),
+              (0x800, "OF"), (0x2, "bit1"), (0x100, "TF"), (0x3000, "IOPL"), (0x4000, "NT"), (0x10000, "RF"),
+              (0x20000, "VM"), (0x40000, "AC"), (0x80000, "VIF"), (0x100000, "VIP"), (0x200000, "ID")]
+FRAME_FIELDS = ("error_code", "rip", "cs", "rflags", "rsp", "ss")
+
+
+def flag_names(bits: int) -> str:
+    names = [name for bit, name in FLAG_NAMES if bits & bit]
+    rest = bits & ~sum(bit for bit, _ in FLAG_NAMES)
+    if rest:
+        names.append(f"{rest:#x}")
+    return "|".join(names) or "-"
+
+
+def compare(case, hw, sw) -> list[str]:
+    """Differences between the hardware outcome `hw` and the interpreter's `sw` (empty: agree)."""
+    diffs = []
+    if hw.fault != sw.fault:
+        diffs.append(f"end: hardware {hw.fault or 'normal'}, interpreter {sw.fault or 'normal'}")
+        if hw.vector is None or sw.vector is None:
+            return diffs
+    if hw.end_rip != sw.end_rip and not diffs:
+        diffs.append(f"end rip: hardware {hw.end_rip:#x}, interpreter {sw.end_rip:#x}")
+    mode = getattr(case, "mode", 64)
+    # In compatibility mode only eax..edi and esp exist, and the upper halves of registers are
+    # architecturally undefined after running 32-bit code: compare the low 32 bits.
+    names, mask = (GPRS64 + ["rsp"], (1 << 64) - 1) if mode == 64 else (COMPAT_REGS, 0xFFFFFFFF)
+    for name in names:
+        a, b = hw.regs[name] & mask, sw.regs[name] & mask
+        if a != b:
+            diffs.append(f"{name}: hardware {a:#018x}, interpreter {b:#018x} (xor {a ^ b:#x})")
+    mask = COMPARED_FLAGS & ~case.undefined_flags
+    if (hw.rflags ^ sw.rflags) & mask:
+        diffs.append(f"rflags: hardware {hw.rflags:#x} [{flag_names(hw.rflags & mask)}], interpreter "
+                     f"{sw.rflags:#x} [{flag_names(sw.rflags & mask)}]; "
+                     f"differ in {flag_names((hw.rflags ^ sw.rflags) & mask)}")
+    for start, name, addr in ((0, "scratch", SCRATCH_ADDR), (SCRATCH_SIZE, "low scratch", LOW_SCRATCH_ADDR)):
+        a, b = hw.scratch[start:start + SCRATCH_SIZE], sw.scratch[start:start + SCRATCH_SIZE]
+        if a != b:
+            where = [i for i in range(len(a)) if a[i] != b[i]]
+            first, last = where[0], where[-1]
+            diffs.append(f"{name} [{first}..{last}] (at {addr + first:#x}): hardware {a[first:last + 1].hex()}, "
+                         f"interpreter {b[first:last + 1].hex()}")
+    for (name, addr, _), a, b in zip(WINDOWS, hw.windows, sw.windows):
+        if a != b:
+            where = [i for i in range(len(a)) if a[i] != b[i]]
+            first, last = where[0], where[-1]
+            diffs.append(f"memory {name} [{addr + first:#x}..{addr + last:#x}]: hardware {a[first:last + 1].hex()}, "
+                         f"interpreter {b[first:last + 1].hex()}")
+    if hw.vector is not None:
+        for field, a, b in zip(FRAME_FIELDS, hw.frame, sw.frame):
+            if a != b:
+                diffs.append(f"exception frame {field}: hardware {a if a is None else hex(a)}, "
+                             f"interpreter {b if b is None else hex(b)}")
+        if hw.cr2 != sw.cr2:
+            diffs.append(f"cr2: hardware {hw.cr2:#x}, interpreter {sw.cr2:#x}")
+    return diffs
+
+
+def format_case(case) -> str:
+    regs = " ".join(f"{name}={value:#x}" for name, value in case.regs.items())
+    mode = getattr(case, "mode", 64)
+    label = "code:      " if mode == 64 else f"code ({mode}-bit, compatibility mode): "
+    return (f"    {label}{' ; '.join(case.lines)}\n"
+            f"    rflags in: {case.rflags:#x} [{flag_names(case.rflags)}]; undefined at end: "
+            f"{flag_names(case.undefined_flags)}\n"
+            f"    regs in:   {regs}\n"
+            f"    scratch:   {case.scratch[:32].hex()}...")
+
+
+def format_report(mismatches, total: int, seed, limit: int = 10) -> str:
+    """mismatches: (label, case, diffs) triples; label says how to regenerate the case."""
+    lines = [f"{len(mismatches)} of {total} cases differ between hardware and the interpreter (seed {seed})"]
+    for label, case, diffs in mismatches[:limit]:
+        lines.append(f"  {label}:")
+        if case is not None:
+            lines.append(format_case(case))
+        lines.extend(f"    - {diff}" for diff in diffs)
+    if len(mismatches) > limit:
+        lines.append(f"  ... and {len(mismatches) - limit} more")
+    return "\n".join(lines)
