@@ -1,0 +1,36 @@
+"""The test kernel and initramfs, built once and cached (boot/linux/README.md)."""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def _kernel_builder():
+    spec = importlib.util.spec_from_file_location("kvmpy_build_kernel", REPO / "boot" / "linux" / "build_kernel.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def test_kernel() -> str:
+    builder = _kernel_builder()
+    try:
+        return str(builder.ensure_kernel())
+    except builder.MissingPrerequisites as missing:
+        pytest.skip(f"cannot build the test kernel here: {missing}")
+
+
+@pytest.fixture(scope="session")
+def test_initrd() -> str:
+    from kvmpy.initramfs import MissingPrerequisites, ensure_initramfs
+
+    try:
+        return str(ensure_initramfs())
+    except MissingPrerequisites as missing:
+        pytest.skip(f"cannot build the test initramfs here: {missing}")
