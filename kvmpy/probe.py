@@ -30,9 +30,10 @@ class LoopTiming:
         return self.elapsed_ns / self.iterations
 
 
-def time_guest_loop(guest: str, iterations: int, mem_size: int = 16 * layout.MiB, timeout: float = 120) -> LoopTiming:
+def time_guest_loop(guest: str, iterations: int, mem_size: int = 16 * layout.MiB, timeout: float = 120,
+                    accel: str = "kvm") -> LoopTiming:
     """Run a marker-bracketed loop guest and return the time between its two marks."""
-    with Machine(mem_size=mem_size, cpus=1, serial_output=lambda data: None, accel="kvm") as machine:
+    with Machine(mem_size=mem_size, cpus=1, serial_output=lambda data: None, accel=accel) as machine:
         clock = MarkerClock()
         machine.buses.ports.remove(layout.POST_PORT)
         machine.add_port_device(clock, layout.POST_PORT, 1, "marker-clock")

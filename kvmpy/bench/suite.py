@@ -2,25 +2,57 @@
 
 from __future__ import annotations
 
+import glob
+import os
+import platform
 import sys
+import time
 
+from .boot import run_boot
+from .chart import render_svg
+from .compute import run_compute
 from .core import run_core
-from .report import Report
+from .report import Missing, Report
 
-# (repeats, port-I/O exits per run, ring-3 loop iterations)
-FULL = (5, 200_000, 1_000_000_000)
-QUICK = (3, 50_000, 200_000_000)
+# repeats, port-I/O exits per run, ring-3 / ring-0 (KVM) / interpreter loop iterations
+FULL = {"repeats": 5, "exits": 200_000, "ring3": 1_000_000_000, "ring0": 200_000, "interp": 100_000_000,
+        "boot_repeats": 3, "boot_kvm": True}
+QUICK = {"repeats": 3, "exits": 30_000, "ring3": 200_000_000, "ring0": 20_000, "interp": 20_000_000,
+         "boot_repeats": 1, "boot_kvm": False}
+BOOT_TIMEOUT = 600
 
 
 def progress(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-def run_suite(quick: bool, json_path: str) -> Report:
-    repeats, exits, iterations = QUICK if quick else FULL
+def default_kernel() -> str | None:
+    """The newest test kernel built by boot/linux/build_kernel.py, if any."""
+    cache = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "kvmpy")
+    kernels = glob.glob(os.path.join(cache, "kernel-*", "bzImage"))
+    return max(kernels, key=os.path.getmtime) if kernels else None
+
+
+def run_suite(quick: bool, json_path: str, kernel: str | None = None, initrd: str | None = None) -> Report:
+    sizes = QUICK if quick else FULL
     report = Report()
-    run_core(report, repeats, exits, iterations, progress=progress)
+    started = time.monotonic()
+    run_core(report, sizes["repeats"], sizes["exits"], progress=progress)
+    run_compute(report, sizes["repeats"], sizes["ring3"], sizes["ring0"], sizes["interp"], progress=progress)
+    kernel = kernel or default_kernel()
+    if kernel is None:
+        report.missing.append(Missing("boot", "no kernel: pass --kernel or build one (boot/linux/build_kernel.py)"))
+    else:
+        if initrd is None:
+            from ..initramfs import ensure_initramfs
+
+            initrd = str(ensure_initramfs(sys.stderr))
+        run_boot(report, kernel, initrd, sizes["boot_repeats"], sizes["boot_kvm"], BOOT_TIMEOUT, progress=progress)
     print(report.table())
     report.write_json(json_path)
-    progress(f"JSON written to {json_path}")
+    chart_path = os.path.splitext(json_path)[0] + ".svg"
+    title = f"kvmpy bench{' --quick' if quick else ''} on {platform.node()} ({time.strftime('%Y-%m-%d')})"
+    with open(chart_path, "w") as chart:
+        chart.write(render_svg(report, title))
+    progress(f"done in {time.monotonic() - started:.0f} s: JSON {json_path}, chart {chart_path}")
     return report
