@@ -42,3 +42,11 @@ def test_the_kernel_reaches_init_under_kvm_itself(test_kernel, test_initrd):
         assert result.status == 0, result.console[-3000:]
     else:
         assert result.status is None and "segfault" in result.console
+
+
+@pytest.mark.parametrize("command,kind", [("poweroff -f", "poweroff"), ("reboot -f", "reset")])
+def test_poweroff_and_reboot_end_the_vm_with_status_0(test_kernel, test_initrd, command, kind):
+    """No ACPI: poweroff halts every vCPU with interrupts off; reboot pulses the i8042."""
+    result = run_command(test_kernel, command, test_initrd, timeout=BOOT_TIMEOUT)
+    assert (result.stop.kind, result.stop.exit_code) == (kind, 0), result.console[-2000:]
+    assert result.status is None  # the command never returned to report one
