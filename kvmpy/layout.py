@@ -46,10 +46,20 @@ VIRTIO_MMIO_MAX_DEVICES = 16
 TEST_DEVICE_MMIO_BASE = 0xDF00_0000  # the MMIO test device the tiny guests talk to
 TEST_DEVICE_MMIO_SIZE = 0x1000
 IOAPIC_ADDR = 0xFEC0_0000
-LAPIC_ADDR = 0xFEE0_0000
+IOAPIC_SIZE = 0x100  # IOREGSEL at +0, IOWIN at +0x10 (KVM decodes the same 256 bytes)
+LAPIC_ADDR = 0xFEE0_0000  # each vCPU sees its own local APIC here (relocatable by IA32_APIC_BASE)
+LAPIC_SIZE = 0x1000
 
 # --- Port I/O -----------------------------------------------------------------------------
+# The interrupt controllers and the PIT are KVM's in-kernel devices under --accel kvm, and
+# kvmpy's software models (kvmpy/interp/platform) under --accel interp.
+PIC_MASTER_PORT = 0x20  # 8259A command at +0, data (mask) at +1
+PIC_SLAVE_PORT = 0xA0
+PIC_PORT_LENGTH = 2
+ELCR_PORT = 0x4D0  # edge/level control registers, one byte per 8259A
+ELCR_PORT_LENGTH = 2
 PIT_PORT = 0x40
+PIT_PORT_LENGTH = 4  # channels 0-2, then the mode/command register
 I8042_DATA_PORT = 0x60
 I8042_COMMAND_PORT = 0x64  # same device as the data port, its register offset 4
 PC_SPEAKER_PORT = 0x61  # PIT channel 2 gate/output (system control port B), between the two

@@ -1,0 +1,110 @@
+"""The CPUID the interpreted guest sees: what the interpreter in native/interp implements, and
+nothing more (a guest told about AVX would use it and meet #UD).
+
+Advertised: x87 control and FXSAVE state, SSE and SSE2 (no SSE3 and later: the interpreter
+lacks them), CMPXCHG8B/16B, POPCNT, LZCNT, RDTSCP, RDPID, FSGSBASE, SMEP, SMAP, UMIP,
+NX, 1 GiB pages, SYSCALL, long mode, PAE/PSE/PGE/PAT, the local APIC (xAPIC, no x2APIC and no
+TSC-deadline timer) and the hypervisor bit. Not advertised although partly there: XSAVE (the
+kernel then uses FXSAVE), MMX beyond its CPUID bit (the x86-64 baseline every kernel assumes),
+SYSENTER (64-bit guests use SYSCALL).
+
+The vendor is GenuineIntel, family 6 with a model number Intel never used (0x10), so Linux
+applies no model quirks. Leaf 0x15 reports the TSC frequency, with the local APIC timer's
+clock as the "crystal": Linux then neither calibrates the TSC against the PIT nor the APIC
+timer against anything, which saves seconds of interpreted boot. Leaf 0x40000000 names the
+hypervisor ("kvmpy interp", so no paravirtual interface is assumed) and 0x40000010 repeats
+both frequencies in kHz, in the layout VMware defined and other hypervisors copied.
+"""
+
+from __future__ import annotations
+
+import struct
+
+LEAF_VENDOR = 0x0
+LEAF_FEATURES = 0x1
+LEAF_STRUCTURED_FEATURES = 0x7
+LEAF_TSC_CRYSTAL = 0x15
+LEAF_FREQUENCIES = 0x16
+LEAF_HYPERVISOR = 0x4000_0000
+LEAF_HYPERVISOR_TIMING = 0x4000_0010
+LEAF_EXTENDED = 0x8000_0000
+LEAF_EXTENDED_FEATURES = 0x8000_0001
+LEAF_BRAND = (0x8000_0002, 0x8000_0003, 0x8000_0004)
+LEAF_POWER = 0x8000_0007
+LEAF_ADDRESS_SIZES = 0x8000_0008
+
+VENDOR = b"GenuineIntel"
+HYPERVISOR_SIGNATURE = b"kvmpy interp"
+BRAND = b"kvmpy interpreted x86-64 CPU"
+FAMILY = 6
+MODEL = 0x10
+STEPPING = 1
+CLFLUSH_LINE_QWORDS = 8  # 64-byte lines
+PHYSICAL_ADDRESS_BITS = 40
+LINEAR_ADDRESS_BITS = 48
+SIGNIFICANT_INDEX = 1  # kvm_cpuid_entry2 flag: the subleaf matters
+
+# Leaf 1 EDX / ECX.
+FPU, PSE, TSC, MSR, PAE, CX8, APIC = 1 << 0, 1 << 3, 1 << 4, 1 << 5, 1 << 6, 1 << 8, 1 << 9
+PGE, CMOV, PAT, CLFSH, MMX, FXSR, SSE, SSE2 = 1 << 13, 1 << 15, 1 << 16, 1 << 19, 1 << 23, 1 << 24, 1 << 25, 1 << 26
+CX16, POPCNT, HYPERVISOR = 1 << 13, 1 << 23, 1 << 31
+# Leaf 7 EBX / ECX.
+FSGSBASE, SMEP, ERMS, SMAP = 1 << 0, 1 << 7, 1 << 9, 1 << 20
+UMIP, RDPID = 1 << 2, 1 << 22
+# Leaf 0x80000001 EDX / ECX.
+SYSCALL, NX, PAGE_1GB, RDTSCP, LONG_MODE = 1 << 11, 1 << 20, 1 << 26, 1 << 27, 1 << 29
+LAHF_LM, LZCNT = 1 << 0, 1 << 5
+# Leaf 0x80000007 EDX.
+INVARIANT_TSC = 1 << 8
+
+FEATURES_EDX = FPU | PSE | TSC | MSR | PAE | CX8 | APIC | PGE | CMOV | PAT | CLFSH | MMX | FXSR | SSE | SSE2
+FEATURES_ECX = CX16 | POPCNT | HYPERVISOR
+STRUCTURED_EBX = FSGSBASE | SMEP | ERMS | SMAP
+STRUCTURED_ECX = UMIP | RDPID
+EXTENDED_EDX = SYSCALL | NX | PAGE_1GB | RDTSCP | LONG_MODE
+EXTENDED_ECX = LAHF_LM | LZCNT
+
+LINUX_UINT_LIMIT = 1 << 32  # Linux computes crystal kHz * 1000 in 32-bit arithmetic
+
+
+def _registers(text: bytes) -> tuple[int, ...]:
+    """Bytes as the little-endian 32-bit registers CPUID returns them in."""
+    return struct.unpack(f"<{len(text) // 4}I", text)
+
+
+def tsc_to_bus_ratio(tsc_hz: int) -> int:
+    """How many TSC ticks make one tick of the local APIC timer's input clock (the "crystal"):
+    1, unless the TSC is too fast for Linux's 32-bit arithmetic on the crystal frequency."""
+    ratio = 1
+    while tsc_hz // ratio >= LINUX_UINT_LIMIT:
+        ratio += 1
+    return ratio
+
+
+def apic_bus_hz(tsc_hz: int) -> int:
+    """The local APIC timer's input clock, in Hz (a whole number of kHz, as leaf 0x15 needs)."""
+    return tsc_hz // tsc_to_bus_ratio(tsc_hz) // 1000 * 1000
+
+
+def interp_cpuid(index: int, cpus: int, tsc_hz: int) -> list[tuple[int, int, int, int, int, int, int]]:
+    """CPUID entries for vCPU `index` of `cpus`, as (function, index, flags, eax, ebx, ecx, edx)."""
+    bus_hz, ratio = apic_bus_hz(tsc_hz), tsc_to_bus_ratio(tsc_hz)
+    vendor_ebx, vendor_edx, vendor_ecx = _registers(VENDOR)
+    signature = (MODEL >> 4) << 16 | FAMILY << 8 | (MODEL & 0xF) << 4 | STEPPING
+    brand = _registers(BRAND.ljust(48, b"\0"))
+    mhz = tsc_hz // 1_000_000
+    return [
+        (LEAF_VENDOR, 0, 0, LEAF_FREQUENCIES, vendor_ebx, vendor_ecx, vendor_edx),
+        (LEAF_FEATURES, 0, 0, signature, index << 24 | (cpus & 0xFF) << 16 | CLFLUSH_LINE_QWORDS << 8,
+         FEATURES_ECX, FEATURES_EDX),
+        (LEAF_STRUCTURED_FEATURES, 0, SIGNIFICANT_INDEX, 0, STRUCTURED_EBX, STRUCTURED_ECX, 0),
+        (LEAF_TSC_CRYSTAL, 0, 0, 1, ratio, bus_hz, 0),  # TSC = crystal * ratio / 1
+        (LEAF_FREQUENCIES, 0, 0, mhz, mhz, bus_hz // 1_000_000, 0),
+        (LEAF_HYPERVISOR, 0, 0, LEAF_HYPERVISOR_TIMING, *_registers(HYPERVISOR_SIGNATURE)),
+        (LEAF_HYPERVISOR_TIMING, 0, 0, tsc_hz // 1000, bus_hz // 1000, 0, 0),
+        (LEAF_EXTENDED, 0, 0, LEAF_ADDRESS_SIZES, 0, 0, 0),
+        (LEAF_EXTENDED_FEATURES, 0, 0, 0, 0, EXTENDED_ECX, EXTENDED_EDX),
+        *((leaf, 0, 0, *brand[4 * i : 4 * i + 4]) for i, leaf in enumerate(LEAF_BRAND)),
+        (LEAF_POWER, 0, 0, 0, 0, 0, INVARIANT_TSC),
+        (LEAF_ADDRESS_SIZES, 0, 0, LINEAR_ADDRESS_BITS << 8 | PHYSICAL_ADDRESS_BITS, 0, 0, 0),
+    ]
