@@ -100,12 +100,13 @@ def format_stats(stats: dict) -> str:
     """The --stats report: one line per figure, fallbacks by instruction, most frequent first."""
     lines = [f"kvmpy stats: accelerator {stats['accel']}, ran {stats['seconds']:.2f} s"]
     lines.append(f"  exits to the VMM: {stats['exits']}")
-    fallbacks = stats.get("fallbacks", {})
-    total = sum(fallbacks.values())
-    lines.append(f"  emulation-failure fallbacks: {total} ({stats.get('fallback_instructions', 0)} instructions "
-                 f"interpreted)")
-    for name, count in sorted(fallbacks.items(), key=lambda item: -item[1]):
-        lines.append(f"    {name:<12} {count}")
+    if "fallbacks" in stats:  # the KVM accelerator
+        fallbacks = stats["fallbacks"]
+        lines.append(f"  emulation-failure fallbacks: {sum(fallbacks.values())} "
+                     f"({stats.get('fallback_instructions', 0)} instructions interpreted)")
+        lines += [f"    {name:<12} {count}" for name, count in sorted(fallbacks.items(), key=lambda item: -item[1])]
+    for name, count in sorted(stats.get("unimplemented", {}).items(), key=lambda item: -item[1]):
+        lines.append(f"  unimplemented in the interpreter (#UD to the guest): {name} x{count}")
     if stats.get("interpreted_instructions"):
         lines.append(f"  instructions executed by the interpreter: {stats['interpreted_instructions']}")
     if stats.get("boot_seconds") is not None:
