@@ -8,6 +8,7 @@ import pytest
 from kvmpy import layout
 from kvmpy.errors import GuestError
 from kvmpy.exits.kinds import StopReason
+from kvmpy.guests import EXPECTED
 from kvmpy.machine import Machine
 
 MiB = 1 << 20
@@ -21,24 +22,7 @@ def run_guest(path, cmdline="", cpus=1, timeout=60):
     return reason, output.decode()
 
 
-@pytest.mark.parametrize(
-    "name,cmdline,kind,code,expected_output",
-    [
-        ("hello", "", "verdict", 0, "Hello from a kvmpy guest"),
-        ("realmode", "", "verdict", 0, "real mode: 16-bit code printed this\n"),
-        ("protected", "", "verdict", 0, "protected mode: 32-bit code printed this\n"),
-        ("string_io", "", "verdict", 0, "string I/O: rep outsb reached the UART\n"),
-        ("mmio", "", "verdict", 0, "mmio: all sizes read back\n"),
-        ("timer", "", "verdict", 0, "timer: 5 interrupts from the PIT woke HLT\n"),
-        ("exit_code", "42", "verdict", 42, ""),
-        ("ring3_loop", "1000000", "verdict", 0, ""),
-        ("ring0_loop", "1000", "verdict", 0, ""),
-        ("port_loop", "1000", "verdict", 0, ""),
-        ("reset", "", "reset", 0, "resetting through the i8042\n"),
-        ("triple_fault", "", "shutdown", 1, "about to triple fault\n"),
-        ("halt", "", "poweroff", 0, "halting with interrupts off\n"),
-    ],
-)
+@pytest.mark.parametrize("name,cmdline,kind,code,expected_output", EXPECTED, ids=[e.name for e in EXPECTED])
 def test_tiny_guest(guest, name, cmdline, kind, code, expected_output):
     reason, output = run_guest(guest(name), cmdline)
     assert (reason.kind, reason.exit_code) == (kind, code), reason.message
