@@ -12,6 +12,7 @@ from .boot import run_boot
 from .chart import render_svg
 from .compute import run_compute
 from .core import run_core
+from .io import run_io
 from .report import Missing, Report
 
 # repeats, port-I/O exits per run, ring-3 / ring-0 (KVM) / interpreter loop iterations
@@ -48,6 +49,7 @@ def run_suite(quick: bool, json_path: str, kernel: str | None = None, initrd: st
 
             initrd = str(ensure_initramfs(sys.stderr))
         run_boot(report, kernel, initrd, sizes["boot_repeats"], sizes["boot_kvm"], BOOT_TIMEOUT, progress=progress)
+        run_io(report, kernel, initrd, quick, progress=progress)
     print(report.table())
     report.write_json(json_path)
     chart_path = os.path.splitext(json_path)[0] + ".svg"
