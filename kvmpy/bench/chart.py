@@ -13,6 +13,8 @@ BAR_HEIGHT = 18
 BAR_GAP = 8
 PANEL_GAP = 34
 TOP = 48
+DETAIL_SUFFIXES = ("-cpu", "-insns", "-exits")  # where-the-time-goes groups: in the table and JSON only
+MISSING_LINE_CHARS = 150
 COLORS = ["#3b6ea8", "#d9822b", "#5a9e4b", "#b8474b", "#7d5ba6", "#8c6d46", "#4aa3a2"]
 
 
@@ -29,7 +31,8 @@ def _scale(values: list[float]):
 def render_svg(report, title: str) -> str:
     groups: dict[str, list] = {}
     for figure in report.figures:
-        groups.setdefault(figure.group, []).append(figure)
+        if not figure.group.endswith(DETAIL_SUFFIXES):
+            groups.setdefault(figure.group, []).append(figure)
     bar_area = WIDTH - LABEL_WIDTH - VALUE_WIDTH - 20
     parts, y = [], TOP
     for group_index, (group, figures) in enumerate(groups.items()):
@@ -56,8 +59,10 @@ def render_svg(report, title: str) -> str:
         parts.append(f'<text x="{LABEL_WIDTH}" y="{y + 4}" class="note">{kind}; whiskers: min-max</text>')
         y += PANEL_GAP
     for missing in report.missing:
-        parts.append(f'<text x="10" y="{y}" class="note">missing: {escape(missing.name)}: {escape(missing.why)}</text>')
-        y += 18
+        text = f"missing: {missing.name}: {missing.why}"
+        while text:
+            parts.append(f'<text x="10" y="{y}" class="note">{escape(text[:MISSING_LINE_CHARS])}</text>')
+            text, y = text[MISSING_LINE_CHARS:], y + 16
     style = (
         "text{font-family:sans-serif;font-size:13px;fill:#222}.group{font-weight:bold;font-size:14px}"
         ".label{text-anchor:end}.note{font-size:11px;fill:#666}.whisker{stroke:#111;stroke-width:1.5}"
