@@ -178,7 +178,7 @@ void exec_0f(struct interp_cpu *cpu, struct insn *in)
     switch (op) {
     case 0x00: sys_group6(cpu, in); return;
     case 0x01: sys_group7(cpu, in); return;
-    case 0x02: case 0x03: raise_unimplemented(cpu);           /* lar / lsl */
+    case 0x02: case 0x03: sys_lar_lsl(cpu, in, op == 0x03); return;
     case 0x05: sys_syscall(cpu, in); return;
     case 0x06: require_cpl0(cpu); cpu->cr0 &= ~CR0_TS; return;
     case 0x07: sys_sysret(cpu, in); return;

@@ -460,6 +460,7 @@ void sys_mov_cr(struct interp_cpu *cpu, struct insn *in, int to_cr);
 void sys_mov_dr(struct interp_cpu *cpu, struct insn *in, int to_dr);
 void sys_group7(struct interp_cpu *cpu, struct insn *in);
 void sys_group6(struct interp_cpu *cpu, struct insn *in);
+void sys_lar_lsl(struct interp_cpu *cpu, struct insn *in, int is_lsl);
 void sys_rdmsr(struct interp_cpu *cpu);
 void sys_wrmsr(struct interp_cpu *cpu);
 void sys_cpuid(struct interp_cpu *cpu);

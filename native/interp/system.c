@@ -181,6 +181,46 @@ static void load_system_segment(struct interp_cpu *cpu, int seg, uint16_t sel, i
     cpu->seg[seg] = d;
 }
 
+/* The descriptor of `sel` if LAR/LSL/VERR/VERW may look at it from the current privilege level:
+ * present in its table, not null, and (unless conforming code) DPL >= max(CPL, RPL). System
+ * descriptors are accepted only if `system_types` has their type's bit. */
+static int visible_descriptor(struct interp_cpu *cpu, uint16_t sel, uint32_t system_types, uint64_t *lo)
+{
+    if ((sel & ~3) == 0 || desc_read(cpu, sel, lo, NULL) < 0)
+        return 0;
+    int type = (*lo >> 40) & 0xf, is_segment = (*lo >> 44) & 1, dpl = (*lo >> 45) & 3;
+    if (!is_segment && !(system_types & (1u << type)))
+        return 0;
+    int conforming_code = is_segment && (type & 0xc) == 0xc;
+    int level = P(cpu)->cpl > (sel & 3) ? P(cpu)->cpl : (sel & 3);
+    return conforming_code || dpl >= level;
+}
+
+/* LAR (access rights) and LSL (segment limit): ZF says whether the destination was loaded. */
+void sys_lar_lsl(struct interp_cpu *cpu, struct insn *in, int is_lsl)
+{
+    /* Long mode: LDT (2), 64-bit TSS available/busy (9, 11); LAR also sees call gates (12). */
+    uint32_t system_types = (1u << 2) | (1u << 9) | (1u << 11) | (is_lsl ? 0 : 1u << 12);
+    decode_modrm(cpu, in);
+    if (!is_protected(cpu))
+        RAISE_UD(cpu);
+    uint64_t lo;
+    uint16_t sel = rm_read(cpu, in, 2);
+    if (!visible_descriptor(cpu, sel, system_types, &lo)) {
+        flags_set(cpu, FL_ZF, 0);
+        return;
+    }
+    uint64_t value;
+    if (is_lsl) {
+        uint32_t limit = (lo & 0xffff) | (((lo >> 48) & 0xf) << 16);
+        value = (lo >> 55) & 1 ? (uint64_t)limit << 12 | 0xfff : limit;
+    } else {
+        value = (lo >> 32) & 0x00f0ff00;
+    }
+    reg_set(cpu, in->reg, in->opsize == 2 ? 2 : 4, in->rex, in->opsize == 2 ? value & 0xffff : value);
+    flags_set(cpu, FL_ZF, FL_ZF);
+}
+
 void sys_group6(struct interp_cpu *cpu, struct insn *in)
 {
     decode_modrm(cpu, in);
@@ -215,8 +255,19 @@ void sys_group6(struct interp_cpu *cpu, struct insn *in)
         load_system_segment(cpu, INTERP_TR, sel, 0xf, 0x9);   /* available 32/64-bit TSS */
         return;
     }
+    case 4: case 5: {                            /* verr, verw */
+        uint64_t lo;
+        uint16_t sel = rm_read(cpu, in, 2);
+        int ok = visible_descriptor(cpu, sel, 0, &lo);
+        if (ok) {
+            int code = (lo >> 43) & 1, rw = (lo >> 41) & 1;   /* type bit 3: code; bit 1: R or W */
+            ok = sub == 4 ? (!code || rw) : (!code && rw);
+        }
+        flags_set(cpu, FL_ZF, ok ? FL_ZF : 0);
+        return;
+    }
     default:
-        raise_unimplemented(cpu);                /* verr, verw */
+        RAISE_UD(cpu);
     }
 }
 
