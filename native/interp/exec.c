@@ -88,13 +88,38 @@ static void exec_shift_group(struct interp_cpu *cpu, struct insn *in, uint8_t op
     rm_write(cpu, in, size, alu_shift(cpu, in->reg & 7, a, count, size));
 }
 
-static void inc_dec(struct interp_cpu *cpu, int dec, uint64_t a, int size, uint64_t *res)
+/* inc/dec keep CF: fold a CF still held lazily by another operation into RFLAGS (with
+ * LF_NONE, LF_INC and LF_DEC, RFLAGS.CF is already the live value). */
+static inline void keep_cf(struct interp_cpu *cpu)
 {
-    uint64_t cf = flags_get_cf(cpu);
-    uint64_t r = dec ? a - 1 : a + 1;
-    lazy_set(cpu, dec ? LF_DEC : LF_INC, r, a, 1, size);
-    cpu->rflags = (cpu->rflags & ~FL_CF) | cf;
-    *res = r & size_mask(size);
+    uint32_t op = P(cpu)->lf_op;
+    if (op != LF_NONE && op != LF_INC && op != LF_DEC) {
+        uint64_t cf = flags_get_cf(cpu);
+        cpu->rflags = (cpu->rflags & ~FL_CF) | cf;
+    }
+}
+
+static inline void inc_dec(struct interp_cpu *cpu, int dec, uint64_t a, int size, uint64_t *res)
+{
+    struct interp_priv_storage *p = P(cpu);
+    uint64_t mask = size_mask(size);
+    keep_cf(cpu);
+    a &= mask;
+    uint64_t r = (dec ? a - 1 : a + 1) & mask;
+    p->lf_op = dec ? LF_DEC : LF_INC;
+    p->lf_res = r;
+    p->lf_a = a;
+    p->lf_b = 1;
+    p->lf_bits = 8 * size;
+    *res = r;
+}
+
+/* jcc rel8 */
+static inline void exec_jcc8(struct interp_cpu *cpu, struct insn *in, uint8_t op)
+{
+    uint64_t a = fetch_simm(cpu, in, 1);
+    if ((op & 0xe) == 4 ? (int)(flags_get_zf(cpu) ^ (op & 1)) : cond_true(cpu, op & 0xf))
+        jump_to(cpu, in, next_rip(cpu, in) + a);
 }
 
 static void exec_group3(struct interp_cpu *cpu, struct insn *in, uint8_t op)
@@ -416,9 +441,7 @@ static void exec_onebyte(struct interp_cpu *cpu, struct insn *in, uint8_t op)
         return;
     case 0x70: case 0x71: case 0x72: case 0x73: case 0x74: case 0x75: case 0x76: case 0x77:
     case 0x78: case 0x79: case 0x7a: case 0x7b: case 0x7c: case 0x7d: case 0x7e: case 0x7f:
-        a = fetch_simm(cpu, in, 1);
-        if ((op & 0xe) == 4 ? (int)(flags_get_zf(cpu) ^ (op & 1)) : cond_true(cpu, op & 0xf))
-            jump_to(cpu, in, next_rip(cpu, in) + a);
+        exec_jcc8(cpu, in, op);
         return;
     case 0x82:
         invalid_in_64(cpu);
@@ -675,16 +698,70 @@ static int lock_allowed(const struct insn *in, uint8_t op)
     return (modrm >> 6) != 3;
 }
 
+/* Prefix bytes that end the fast path of exec_one: bit 0 legacy prefixes, bit 1 REX (a
+ * prefix only in 64-bit mode). */
+static const uint8_t prefix_class[256] = {
+    [0x26] = 1, [0x2e] = 1, [0x36] = 1, [0x3e] = 1, [0x64] = 1, [0x65] = 1,
+    [0x66] = 1, [0x67] = 1, [0xf0] = 1, [0xf2] = 1, [0xf3] = 1,
+    [0x40] = 2, [0x41] = 2, [0x42] = 2, [0x43] = 2, [0x44] = 2, [0x45] = 2, [0x46] = 2, [0x47] = 2,
+    [0x48] = 2, [0x49] = 2, [0x4a] = 2, [0x4b] = 2, [0x4c] = 2, [0x4d] = 2, [0x4e] = 2, [0x4f] = 2,
+};
+
+/* General prefix decoding, entered with the first byte `op` that is not a plain opcode
+ * (in->rex already holds a REX byte that directly preceded it, if any).  Sets the operand
+ * and address sizes and returns the opcode byte. */
+static __attribute__((noinline)) uint8_t decode_prefixes(struct interp_cpu *cpu, struct insn *in, uint8_t op)
+{
+    struct interp_priv_storage *p = P(cpu);
+    int pfx67 = 0;
+    for (;;) {
+        if (likely(!is_legacy_prefix[op])) {
+            if (p->code64 && (op & 0xf0) == 0x40) {
+                in->rex = op;              /* REX counts only directly before the opcode */
+                op = fetch8(cpu, in);
+                continue;
+            }
+            break;
+        }
+        in->rex = 0;
+        switch (op) {
+        case 0x26: in->seg = INTERP_ES; break;
+        case 0x2e: in->seg = INTERP_CS; break;
+        case 0x36: in->seg = INTERP_SS; break;
+        case 0x3e: in->seg = INTERP_DS; break;
+        case 0x64: in->seg = INTERP_FS; break;
+        case 0x65: in->seg = INTERP_GS; break;
+        case 0x66: in->pfx66 = 1; break;
+        case 0x67: pfx67 = 1; break;
+        case 0xf0: in->lock = 1; break;
+        default: in->rep = op; break;
+        }
+        op = fetch8(cpu, in);
+    }
+    if (p->code64) {
+        in->opsize = (in->rex & 8) ? 8 : in->pfx66 ? 2 : 4;
+        in->addrsize = pfx67 ? 4 : 8;
+    } else {
+        in->opsize = p->def_size ^ (in->pfx66 ? 6 : 0);
+        in->addrsize = p->def_size ^ (pfx67 ? 6 : 0);
+    }
+    if (unlikely(in->lock) && !lock_allowed(in, op))
+        RAISE_UD(cpu);
+    return op;
+}
+
 /* Decode prefixes and execute one instruction at CS:RIP. */
-void exec_one(struct interp_cpu *cpu)
+static inline __attribute__((always_inline)) void exec_one_inline(struct interp_cpu *cpu)
 {
     struct interp_priv_storage *p = P(cpu);
     struct insn in;
-    p->insn_rip = cpu->rip;
-    uint64_t la = p->code64 ? cpu->rip : (cpu->seg[INTERP_CS].base + cpu->rip) & 0xffffffffULL;
+    uint64_t rip = cpu->rip;
+    int code64 = p->code64;
+    p->insn_rip = rip;
+    uint64_t la = code64 ? rip : (cpu->seg[INTERP_CS].base + rip) & 0xffffffffULL;
 
     if (likely((la >> 12) == p->fetch_vpn && (la & 0xfff) <= 4096 - 15 &&
-               (p->code64 || cpu->rip + 14 <= cpu->seg[INTERP_CS].limit))) {
+               (code64 || rip + 14 <= cpu->seg[INTERP_CS].limit))) {
         in.start = in.p = p->fetch_host + (la & 0xfff);
         in.end = in.p + 15;
     } else {
@@ -698,44 +775,51 @@ void exec_one(struct interp_cpu *cpu)
     in.jumped = 0;
     in.retry = 0;
     in.atomic_host = NULL;
-    int pfx67 = 0;
-    uint8_t op;
-    for (;;) {
+    uint8_t op = fetch8(cpu, &in);
+    unsigned pmask = code64 ? 3 : 1;
+    if (code64 && prefix_class[op] == 2) {
+        in.rex = op;                       /* the common single REX prefix */
         op = fetch8(cpu, &in);
-        if (likely(!is_legacy_prefix[op])) {
-            if (p->code64 && (op & 0xf0) == 0x40) {
-                in.rex = op;               /* REX counts only directly before the opcode */
-                continue;
-            }
-            break;
-        }
-        in.rex = 0;
-        switch (op) {
-        case 0x26: in.seg = INTERP_ES; break;
-        case 0x2e: in.seg = INTERP_CS; break;
-        case 0x36: in.seg = INTERP_SS; break;
-        case 0x3e: in.seg = INTERP_DS; break;
-        case 0x64: in.seg = INTERP_FS; break;
-        case 0x65: in.seg = INTERP_GS; break;
-        case 0x66: in.pfx66 = 1; break;
-        case 0x67: pfx67 = 1; break;
-        case 0xf0: in.lock = 1; break;
-        default: in.rep = op; break;
-        }
     }
-    if (p->code64) {
-        in.opsize = (in.rex & 8) ? 8 : in.pfx66 ? 2 : 4;
-        in.addrsize = pfx67 ? 4 : 8;
+    if (likely(!(prefix_class[op] & pmask))) {
+        if (code64) {
+            in.opsize = (in.rex & 8) ? 8 : 4;
+            in.addrsize = 8;
+        } else {
+            in.opsize = in.addrsize = p->def_size;
+        }
     } else {
-        in.opsize = p->def_size ^ (in.pfx66 ? 6 : 0);
-        in.addrsize = p->def_size ^ (pfx67 ? 6 : 0);
+        op = decode_prefixes(cpu, &in, op);
     }
-    if (unlikely(in.lock) && !lock_allowed(&in, op))
-        RAISE_UD(cpu);
-    exec_onebyte(cpu, &in, op);
+    /* The most frequent instructions skip the big opcode switch. */
+    if ((op & 0xf0) == 0x70) {
+        exec_jcc8(cpu, &in, op);
+    } else if (op == 0xff && in.p < in.end && in.p[0] >= 0xc0 && (in.p[0] & 0x30) == 0) {
+        uint8_t m = *in.p++;                 /* inc/dec r16/32/64 */
+        int r = (m & 7) | ((in.rex & 1) << 3);
+        uint64_t res;
+        inc_dec(cpu, (m >> 3) & 1, cpu->gpr[r], in.opsize, &res);
+        reg_set(cpu, r, in.opsize, 0, res);
+    } else {
+        exec_onebyte(cpu, &in, op);
+    }
     if (unlikely(in.retry))
         return;                            /* lost a locked race: execute it again */
     if (!in.jumped)
         cpu->rip = next_rip(cpu, &in);
     cpu->insn_count++;
+}
+
+void exec_one(struct interp_cpu *cpu)
+{
+    exec_one_inline(cpu);
+}
+
+/* Execute instructions until insn_count reaches chunk_end or something needs attention. */
+void exec_chunk(struct interp_cpu *cpu, uint64_t chunk_end)
+{
+    struct interp_priv_storage *p = P(cpu);
+    do {
+        exec_one_inline(cpu);
+    } while (cpu->insn_count < chunk_end && !p->attention);
 }

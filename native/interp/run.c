@@ -122,9 +122,7 @@ static void run_loop(struct interp_cpu *cpu)
         uint64_t chunk_end = cpu->insn_count + POLL_INTERVAL;
         if (chunk_end > p->insn_limit)
             chunk_end = p->insn_limit;
-        do {
-            exec_one(cpu);
-        } while (cpu->insn_count < chunk_end && !p->attention);
+        exec_chunk(cpu, chunk_end);
         if (cpu->insn_count >= chunk_end)
             p->attention = 1;
     }
