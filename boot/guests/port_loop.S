@@ -4,8 +4,6 @@
 START_MODE MODE_LONG
 .intel_syntax noprefix
 .code64
-.set MARK_LOOP_START, 1
-.set MARK_LOOP_END, 2
 .text
 .global _start
 _start:
