@@ -299,13 +299,18 @@ static void xsetbv(struct interp_cpu *cpu)
     if (!(cpu->cr4 & CR4_OSXSAVE))
         RAISE_UD(cpu);
     uint64_t v = (cpu->gpr[INTERP_RAX] & 0xffffffffULL) | (cpu->gpr[INTERP_RDX] << 32);
-    uint64_t supported = XCR0_X87 | XCR0_SSE | XCR0_AVX;
+    uint64_t advertised = 0;
     for (uint32_t i = 0; i < cpu->ncpuid; i++)
         if (cpu->cpuid[i].function == 0xd && cpu->cpuid[i].index == 0)
-            supported &= cpu->cpuid[i].eax | ((uint64_t)cpu->cpuid[i].edx << 32);
-    if ((cpu->gpr[INTERP_RCX] & 0xffffffffULL) != 0 || !(v & XCR0_X87) || (v & ~supported) ||
+            advertised = cpu->cpuid[i].eax | ((uint64_t)cpu->cpuid[i].edx << 32);
+    uint64_t supported = (XCR0_X87 | XCR0_SSE | XCR0_AVX) & advertised;
+    if ((cpu->gpr[INTERP_RCX] & 0xffffffffULL) != 0 || !(v & XCR0_X87) || (v & ~advertised) ||
         ((v & XCR0_AVX) && !(v & XCR0_SSE)))
         RAISE_GP0(cpu);
+    /* Components the CPUID offers (the host's, behind KVM) but this interpreter cannot hold:
+     * a valid instruction it cannot execute, so a KVM fallback burst hands it back to KVM. */
+    if (v & ~supported)
+        raise_unimplemented(cpu);
     cpu->xcr0 = v;
 }
 
