@@ -1,4 +1,4 @@
-"""LAR, LSL, VERR and VERW: the segment checks Linux's entry code and vDSO use."""
+"""LAR, LSL, VERR, VERW (Linux entry code and vDSO), and xsetbv as a KVM fallback meets it."""
 
 import pytest
 
@@ -49,3 +49,31 @@ def test_ring_3_cannot_see_ring_0_descriptors():
     assert not flags & ZF and regs["rax"] == 7
     _, user = run("verw cx", cpl=3, rcx=SEL_UDATA)
     assert user & ZF
+
+
+def xsetbv_machine(xcr0_offered: int):
+    from kvmpy.interp.testing import CODE_ADDR, STACK_TOP, Machine, setup_long_mode
+
+    leaf_0d = (0xD, 0, 1, xcr0_offered, 0, 0, 0)
+    machine = Machine(cpuid=[leaf_0d])
+    code = assemble("mov rax, cr4\nor rax, 0x40000\nmov cr4, rax\nxor ecx, ecx\nxor edx, edx\n"
+                    "mov eax, ebx\nxsetbv\nhlt")
+    machine.memory.write(CODE_ADDR, code)
+    setup_long_mode(machine.cpu, 0)
+    return machine, CODE_ADDR, STACK_TOP
+
+
+@pytest.mark.parametrize("xcr0,stops", [(0x3, False), (0x7, False), (0xE7, True)])
+def test_xsetbv_of_components_the_interpreter_cannot_hold_is_unimplemented(xcr0, stops):
+    """Behind KVM the CPUID offers the host's AVX-512 state: a fallback burst must stop there
+    (and leave the instruction to KVM) rather than fault the guest."""
+    from kvmpy.interp import StopReason
+
+    machine, code, stack = xsetbv_machine(0xE7)
+    machine.cpu.set_regs(rip=code, rsp=stack, rbx=xcr0)
+    result = machine.cpu.run(100, stop_on_unimplemented=True)
+    if stops:
+        assert result.reason == StopReason.UNIMPLEMENTED and machine.cpu.mnemonic() == "xsetbv"
+        assert machine.cpu.get("xcr0") != xcr0
+    else:
+        assert machine.cpu.get("xcr0") == xcr0
