@@ -299,7 +299,7 @@ static void xsetbv(struct interp_cpu *cpu)
     if (!(cpu->cr4 & CR4_OSXSAVE))
         RAISE_UD(cpu);
     uint64_t v = (cpu->gpr[INTERP_RAX] & 0xffffffffULL) | (cpu->gpr[INTERP_RDX] << 32);
-    uint64_t advertised = 0;
+    uint64_t advertised = XCR0_X87 | XCR0_SSE | XCR0_AVX;     /* without a leaf 0xD: what we hold */
     for (uint32_t i = 0; i < cpu->ncpuid; i++)
         if (cpu->cpuid[i].function == 0xd && cpu->cpuid[i].index == 0)
             advertised = cpu->cpuid[i].eax | ((uint64_t)cpu->cpuid[i].edx << 32);
