@@ -328,16 +328,8 @@ void do_iret(struct interp_cpu *cpu, int opsize)
 
     int cpl = p->cpl, rpl = sel & 3;
     uint64_t lo, hi;
-    if ((sel & ~3) == 0)
-        RAISE_GP0(cpu);
-    if (rpl < cpl || desc_read(cpu, sel, &lo, &hi))
-        raise_exc(cpu, EXC_GP, 1, sel & ~3u);
     struct interp_segment d;
-    desc_to_seg(sel, lo, hi, &d);
-    if (!d.s || !(d.type & 8) || ((d.type & 4) ? d.dpl > rpl : d.dpl != rpl))
-        raise_exc(cpu, EXC_GP, 1, sel & ~3u);
-    if (!d.present)
-        raise_exc(cpu, EXC_NP, 1, sel & ~3u);
+    return_code_descriptor(cpu, sel, cpl, &lo, &hi, &d);
     int pop_stack = p->code64 || rpl != cpl;
     uint64_t new_sp = 0;
     uint16_t new_ss = 0;

@@ -373,6 +373,8 @@ void mode_update(struct interp_cpu *cpu);
 void seg_load(struct interp_cpu *cpu, int seg, uint16_t sel);
 void seg_load_real(struct interp_cpu *cpu, int seg, uint16_t sel);
 int desc_read(struct interp_cpu *cpu, uint16_t sel, uint64_t *lo, uint64_t *hi);
+void return_code_descriptor(struct interp_cpu *cpu, uint16_t sel, int cpl, uint64_t *lo, uint64_t *hi,
+                            struct interp_segment *d);
 void desc_to_seg(uint16_t sel, uint64_t lo, uint64_t hi, struct interp_segment *s);
 void seg_set_accessed(struct interp_cpu *cpu, uint16_t sel, uint64_t lo);
 void far_jump(struct interp_cpu *cpu, uint16_t sel, uint64_t off, int is_call, int opsize,

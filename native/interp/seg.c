@@ -144,6 +144,24 @@ void desc_to_seg(uint16_t sel, uint64_t lo, uint64_t hi, struct interp_segment *
         s->base |= (hi & 0xffffffffULL) << 32;
 }
 
+/* The code descriptor an iret or far ret returns to, after the checks both make: a non-null
+ * selector whose RPL is not below the CPL, a present code segment whose DPL fits the RPL
+ * (equal for non-conforming code, not above it for conforming). Faults as the SDM says. */
+void return_code_descriptor(struct interp_cpu *cpu, uint16_t sel, int cpl, uint64_t *lo, uint64_t *hi,
+                            struct interp_segment *d)
+{
+    int rpl = sel & 3;
+    if ((sel & ~3) == 0)
+        RAISE_GP0(cpu);
+    if (rpl < cpl || desc_read(cpu, sel, lo, hi))
+        raise_exc(cpu, EXC_GP, 1, sel & ~3u);
+    desc_to_seg(sel, *lo, *hi, d);
+    if (!d->s || !(d->type & 8) || ((d->type & 4) ? d->dpl > rpl : d->dpl != rpl))
+        raise_exc(cpu, EXC_GP, 1, sel & ~3u);
+    if (!d->present)
+        raise_exc(cpu, EXC_NP, 1, sel & ~3u);
+}
+
 /* Set the accessed bit of a code/data descriptor in the table. */
 void seg_set_accessed(struct interp_cpu *cpu, uint16_t sel, uint64_t lo)
 {
@@ -314,16 +332,8 @@ void far_return(struct interp_cpu *cpu, int opsize, uint16_t pop_extra)
     }
     int cpl = P(cpu)->cpl, rpl = sel & 3;
     uint64_t lo, hi;
-    if ((sel & ~3) == 0)
-        RAISE_GP0(cpu);
-    if (rpl < cpl || desc_read(cpu, sel, &lo, &hi))
-        raise_exc(cpu, EXC_GP, 1, sel & ~3u);
     struct interp_segment d;
-    desc_to_seg(sel, lo, hi, &d);
-    if (!d.s || !(d.type & 8) || ((d.type & 4) ? d.dpl > rpl : d.dpl != rpl))
-        raise_exc(cpu, EXC_GP, 1, sel & ~3u);
-    if (!d.present)
-        raise_exc(cpu, EXC_NP, 1, sel & ~3u);
+    return_code_descriptor(cpu, sel, cpl, &lo, &hi, &d);
     if (rpl == cpl) {
         load_cs_checked(cpu, sel, cpl, lo, hi);
         reg_set(cpu, INTERP_RSP, P(cpu)->stack_size, 0, sp + 2 * opsize + pop_extra);
