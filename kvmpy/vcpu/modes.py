@@ -37,8 +37,9 @@ TSS_SIZE = 104
 TSS_RSP0_OFFSET = 4
 TSS_IOPB_OFFSET = 102
 # An all-zero I/O permission bitmap (every port allowed) follows the TSS, then the 0xff byte
-# the CPU requires after it. Ring-3 guests get port access through it rather than IOPL,
-# because not every KVM honours IOPL 3 in guest user mode (PVM clears it on iretq).
+# the CPU requires after it. Ring-3 guests get port access through it and through IOPL 3,
+# because KVMs differ: PVM clears IOPL on iretq, and QEMU's emulated AMD-V (the nested lane)
+# refuses the bitmap of a busy TSS, which is what a loaded TR is.
 IO_BITMAP_SIZE = 65536 // 8
 TSS_LIMIT = TSS_SIZE + IO_BITMAP_SIZE
 
