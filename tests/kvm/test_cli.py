@@ -81,3 +81,25 @@ def test_info_reports_capabilities_and_what_runs_natively():
     assert result.returncode == 0, result.stderr
     assert "API version 12" in result.stdout
     assert "ring-0 guest code:" in result.stdout
+
+
+def test_info_reports_the_flavour_and_every_probe():
+    result = kvmpy_cli("info", timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "KVM flavour: " in result.stdout and "what it means: " in result.stdout
+    assert "ring-0 guest code: " in result.stdout and "syscall from ring 3: " in result.stdout
+
+
+def test_a_failing_probe_is_one_line_of_the_info_report(monkeypatch, capsys):
+    """`kvmpy info` prints no traceback when a probe fails, and still exits 0."""
+    from kvmpy import cli, probe
+
+    def broken():
+        raise RuntimeError("ring3_loop did not complete: guest shutdown (triple fault)")
+
+    monkeypatch.setattr(probe, "measure_ring_speeds", broken)
+    assert cli.main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "ring-3 vs ring-0 guest loop: probe failed: ring3_loop did not complete" in out
+    assert "syscall from ring 3: " in out
