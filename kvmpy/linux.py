@@ -29,6 +29,7 @@ class CommandResult(NamedTuple):
     stop: StopReason
     boot_seconds: float | None  # VM start to the init's boot-timer write
     seconds: float  # VM start to stop
+    stats: dict = {}  # Machine.stats(): the accelerator, exits, fallbacks, virtio paths
 
     @property
     def ok(self) -> bool:
@@ -85,12 +86,14 @@ def run_command(
     disks: tuple = (),
     rng: bool = False,
     net: str | None = None,
+    virtio_path: str = "eventfd",
     echo=None,
 ) -> CommandResult:
     """Boot `kernel` with `initrd`, run `command` in the guest, power off; return what happened.
 
     `disks` are (path, read_only) pairs attached as virtio-blk (vda, vdb, ...); `rng` adds a
-    virtio-rng; `net` a virtio-net on a TAP ('auto' or 'tap=NAME', as --net).
+    virtio-rng; `net` a virtio-net on a TAP ('auto' or 'tap=NAME', as --net); `virtio_path`
+    is 'eventfd' (ioeventfd/irqfd where the accelerator has them) or 'exit', as --virtio-path.
     """
     from .accel import accelerator_for_image
     from .machine import Machine
@@ -99,19 +102,22 @@ def run_command(
 
     if not command:
         raise ConfigError("no command to run in the guest")
+    if virtio_path not in ("eventfd", "exit"):
+        raise ConfigError(f"virtio_path must be 'eventfd' or 'exit' (got {virtio_path!r})")
+    fast = virtio_path == "eventfd"
     log = ConsoleLog(echo)
     accel = accelerator_for_image(accel, kernel)
     with Machine(mem_size=mem_size, cpus=cpus, serial_output=log.write, accel=accel) as machine:
         for path, read_only in disks:
-            machine.add_virtio(BlockDevice(path, read_only=read_only))
+            machine.add_virtio(BlockDevice(path, read_only=read_only), fast)
         if net is not None:
-            machine.add_virtio(NetDevice(open_tap(net)))
+            machine.add_virtio(NetDevice(open_tap(net)), fast)
         if rng:
-            machine.add_virtio(RngDevice())
+            machine.add_virtio(RngDevice(), fast)
         machine.load(kernel, command_cmdline(command, cmdline), initrd)
         stop = machine.run(timeout=timeout)
         stats = machine.stats()
     console = log.text()
     output, printed_status = command_output(console)
     status = stop.exit_code if stop.kind == "verdict" else printed_status
-    return CommandResult(status, output, console, stop, stats["boot_seconds"], stats["seconds"])
+    return CommandResult(status, output, console, stop, stats["boot_seconds"], stats["seconds"], stats)

@@ -153,13 +153,15 @@ class Machine:
         return self.stop_reason
 
     def stats(self) -> dict:
-        """What the run cost: exits, fallbacks by instruction, time to init, unclaimed I/O."""
+        """What the run cost: exits, fallbacks by instruction, time to init, unclaimed I/O, and
+        how each virtio device was driven."""
         booted = self.boot_timer.booted_at
         return {
             "accel": self.accel.name,
             "seconds": (self.stopped_at or time.monotonic()) - (self.started_at or time.monotonic()),
             "boot_seconds": None if booted is None or self.started_at is None else booted - self.started_at,
             "unclaimed": dict(self.buses.unclaimed),
+            "virtio": {slot.transport.name: slot.stats() for slot in self.virtio_slots},
             **self.accel.stats(self.runners),
         }
 

@@ -24,6 +24,15 @@ class VirtioSlot:
     def cmdline(self) -> str:
         return virtio_mmio_cmdline(self.base, self.irq)
 
+    def stats(self) -> dict:
+        """How this device was driven: which path, kicks by ioeventfd and by exit, interrupts."""
+        return {
+            "path": "exit" if self.worker is None else "eventfd",
+            "eventfd_kicks": 0 if self.worker is None else self.worker.kicks,
+            "exit_kicks": self.transport.register_kicks,
+            "interrupts": self.transport.interrupts,
+        }
+
     def close(self) -> None:
         if self.worker is not None:
             self.worker.stop()

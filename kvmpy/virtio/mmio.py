@@ -106,6 +106,8 @@ class VirtioMmioTransport:
         self.lock = threading.RLock()
         self.queues = [Virtqueue(memory, max_size) for max_size in device.queue_max_sizes]
         self.config_generation = 0
+        self.register_kicks = 0  # QueueNotify writes that reached this window (the exit path)
+        self.interrupts = 0  # used-buffer and configuration-change interrupts raised
         self._reset_registers()
         device.bind(self)
 
@@ -204,6 +206,7 @@ class VirtioMmioTransport:
         elif offset == QUEUE_SEL:
             self.queue_sel = value
         elif offset == QUEUE_NOTIFY:
+            self.register_kicks += 1
             self.notify(value & 0xFFFF)
         elif offset == INTERRUPT_ACK:
             self.interrupt_status &= ~value
@@ -334,6 +337,7 @@ class VirtioMmioTransport:
 
     def _interrupt(self, cause: int) -> None:
         self.interrupt_status |= cause
+        self.interrupts += 1
         self.irq.pulse()
 
     def close(self) -> None:

@@ -71,6 +71,7 @@ class VirtioWorker:
         self.queue_eventfds = [_new_eventfd() for _ in transport.queues]
         self._wakeup = _new_eventfd()
         self._stopping = False
+        self.kicks = 0  # queue notifications that arrived through an ioeventfd
         self._thread = threading.Thread(target=self._run, name=name or f"virtio-{transport.name}", daemon=True)
 
     def ioeventfds(self, base: int) -> list[IoEventFd]:
@@ -100,6 +101,7 @@ class VirtioWorker:
                 for key, _ in selector.select():
                     os.eventfd_read(key.fd)  # resets the counter: kicks since the last read merge
                     if key.data is not None and not self._stopping:
+                        self.kicks += 1
                         self._notify(key.data)
 
     def _notify(self, index: int) -> None:
