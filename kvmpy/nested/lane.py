@@ -1,0 +1,241 @@
+"""Run one command inside the lane's outer VM, where /dev/kvm is a hardware-virtualization KVM.
+
+QEMU (TCG, `-cpu EPYC,+svm,+npt`) boots the cached outer kernel; its /init chroots into this
+host's `/` (read-only 9p, tmpfs overlay: writes vanish with the VM) and runs the command in
+the caller's working directory with the caller's environment. A second, writable 9p share
+(the job directory, at the same path inside) carries the command script in and the exit
+status out, so the status is exact whatever the console shows.
+
+Everything is emulated by TCG underneath, so inside the lane the KVM path is functionally
+real (VMRUN, nested paging, exits, ioeventfd/irqfd, the in-kernel irqchip) but slow: compare
+figures measured there with each other, never with figures from the outer host.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import Callable, NamedTuple
+
+from .image import HOST_ROOT_TAG, JOB_TAG, LaneUnavailable, ensure_lane_image
+
+QEMU = "qemu-system-x86_64"
+QEMU_PACKAGE = "qemu-system-x86"
+# AMD-V with nested paging, which TCG emulates well enough for kvm_amd; less the EPYC features
+# TCG does not implement (QEMU would warn about each and drop it anyway).
+CPU_MODEL = ("EPYC,+svm,+npt,-rdseed,-sha-ni,-fxsr-opt,-misalignsse,-3dnowprefetch,-osvw,-topoext,"
+             "-nrip-save,-xsavec")
+DEFAULT_MEM = "4G"
+DEFAULT_CPUS = 2
+DEFAULT_TIMEOUT = 1800.0
+EXIT_TIMEOUT = 124
+BEGIN = "KVMPY-LANE-BEGIN"
+END = re.compile(r"KVMPY-LANE-END status=(\d+)")
+FAILED = re.compile(r"KVMPY-LANE-FAILED (.*)")
+# Variables that describe the caller's shell or test rather than the command's environment.
+UNPASSED_ENV = ("PWD", "OLDPWD", "SHLVL", "_", "PYTEST_CURRENT_TEST", "PYTEST_XDIST_WORKER")
+INSIDE_MARKER_ENV = "KVMPY_LANE"  # set to 1 for the command: tests can tell they are in the lane
+
+
+class LaneResult(NamedTuple):
+    status: int | None  # the command's exit status; None when it never finished
+    output: str  # what the command printed (console between the init's markers)
+    console: str  # everything the outer VM printed
+    seconds: float  # QEMU start to exit
+    message: str  # why there is no status, when there is none
+    timed_out: bool
+
+    @property
+    def outer_kernel_lines(self) -> list[str]:
+        """The outer kernel's kvm/SVM log lines, as the init echoed them."""
+        return [line.split(" ", 1)[1] for line in self.console.splitlines() if line.startswith("KVMPY-LANE-KVM ")]
+
+
+def lane_available() -> tuple[bool, str]:
+    """Whether the lane can run here, and if not, why (one line)."""
+    if sys.platform != "linux":
+        return False, "the lane needs Linux"
+    if shutil.which(QEMU) is None:
+        return False, f"{QEMU} not found (apt-get install {QEMU_PACKAGE})"
+    try:
+        ensure_lane_image(sys.stderr)
+    except LaneUnavailable as why:
+        return False, str(why)
+    return True, ""
+
+
+def share_tag(index: int) -> str:
+    return f"share{index}"
+
+
+def qemu_command(kernel: str, initrd: str, job: str, mem: str, cpus: int, writable: tuple[str, ...] = ()) -> list[str]:
+    """The QEMU invocation: the host's / read-only, the job directory and `writable` read-write
+    over 9p."""
+    shares = []
+    for index, path in enumerate(writable):
+        shares += ["-fsdev", f"local,id={share_tag(index)},path={path},security_model=none",
+                   "-device", f"virtio-9p-pci,fsdev={share_tag(index)},mount_tag={share_tag(index)}"]
+    return [
+        QEMU, "-accel", "tcg,thread=multi", "-M", "pc", "-cpu", CPU_MODEL, "-smp", str(cpus), "-m", mem,
+        "-nodefaults", "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot",
+        "-kernel", kernel, "-initrd", initrd,
+        "-append", f"console=ttyS0 quiet loglevel=1 panic=-1 kvmpy.lane.job={job}",
+        "-fsdev", f"local,id=hostroot,path=/,readonly=on,security_model=none,multidevs=remap",
+        "-device", f"virtio-9p-pci,fsdev=hostroot,mount_tag={HOST_ROOT_TAG}",
+        "-fsdev", f"local,id=job,path={job},security_model=none",
+        "-device", f"virtio-9p-pci,fsdev=job,mount_tag={JOB_TAG}",
+        *shares,
+    ]
+
+
+def command_script(argv: list[str], cwd: str, env: dict[str, str]) -> str:
+    """The shell script the init runs in the chroot: environment, directory, command."""
+    exports = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in sorted(env.items())
+                      if name.isidentifier() and name not in UNPASSED_ENV)
+    return (f"{exports}export {INSIDE_MARKER_ENV}=1\n"
+            f"cd {shlex.quote(cwd)} || exit 125\n"
+            f"exec {shlex.join(argv)}\n")
+
+
+def parse_console(console: str) -> tuple[str, int | None]:
+    """The command's output between the markers, and the status the init printed."""
+    start = console.find(BEGIN)
+    if start < 0:
+        return "", None
+    body = console[start + len(BEGIN):].lstrip("\n")
+    end = END.search(body)
+    if end is None:
+        return body, None
+    return body[:end.start()], int(end.group(1))
+
+
+def run_in_lane(argv: list[str], *, cwd: str | None = None, env: dict[str, str] | None = None,
+                timeout: float = DEFAULT_TIMEOUT, mem: str = DEFAULT_MEM, cpus: int = DEFAULT_CPUS,
+                writable: tuple[str, ...] = (), echo: Callable[[str], None] | None = None,
+                stream=sys.stderr) -> LaneResult:
+    """Boot the outer VM, run `argv` in it, and return what happened.
+
+    Inside, the host's / is read-only under a throw-away overlay; each directory of `writable`
+    is the host's own, at the same path (results the command writes there come back).
+    `echo` gets each console line as it arrives (the outer kernel's few lines, then the
+    command's output). Raises LaneUnavailable where QEMU or the outer image cannot be had.
+    """
+    if not argv:
+        raise ValueError("no command to run in the lane")
+    if shutil.which(QEMU) is None:
+        raise LaneUnavailable(f"{QEMU} not found (apt-get install {QEMU_PACKAGE})")
+    image = ensure_lane_image(stream)
+    with tempfile.TemporaryDirectory(prefix="kvmpy-lane-") as job:
+        with open(os.path.join(job, "command.sh"), "w") as script:
+            script.write(command_script(argv, cwd or os.getcwd(), dict(os.environ if env is None else env)))
+        writable = tuple(os.path.realpath(path) for path in writable)
+        with open(os.path.join(job, "shares"), "w") as shares:
+            shares.writelines(f"{share_tag(index)} {path}\n" for index, path in enumerate(writable))
+        started = time.monotonic()
+        qemu = subprocess.Popen(qemu_command(str(image.kernel), str(image.initrd), job, mem, cpus, writable),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        lines: list[str] = []
+        reader = threading.Thread(target=_read_console, args=(qemu.stdout, lines, echo), daemon=True)
+        reader.start()
+        try:
+            qemu.wait(timeout)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            qemu.kill()
+            qemu.wait()
+            timed_out = True
+        reader.join()
+        seconds = time.monotonic() - started
+        console = "".join(lines)
+        output, printed_status = parse_console(console)
+        status = _read_status(job)
+    if status is None:
+        status = printed_status
+    message = ""
+    if timed_out:
+        message = f"the lane was still running after {timeout:.0f} s"
+    elif status is None:
+        failure = FAILED.search(console)
+        message = (failure.group(1) if failure else
+                   f"the outer VM stopped without a status (QEMU exit {qemu.returncode})")
+    return LaneResult(status, output, console, seconds, message, timed_out)
+
+
+def _read_console(pipe, lines: list[str], echo) -> None:
+    for raw in pipe:
+        line = raw.decode(errors="replace").replace("\r\n", "\n").replace("\r", "")
+        lines.append(line)
+        if echo is not None:
+            echo(line)
+    pipe.close()
+
+
+def _read_status(job: str) -> int | None:
+    try:
+        with open(os.path.join(job, "status")) as file:
+            return int(file.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python boot/nested/run.py [--mem 4G] [--cpus 2] [--timeout S] [--writable DIR] -- COMMAND...`:
+    exit status the command's; 124 when the lane timed out, 1 when it died without a status,
+    2 when it cannot run here (the reason on stderr)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="boot/nested/run.py",
+        description="Run COMMAND inside the hardware-virtualization lane (AMD-V nested in QEMU TCG), "
+                    "in this directory with this environment; exit with its status.")
+    parser.add_argument("--mem", default=DEFAULT_MEM, help="outer VM memory (default %(default)s)")
+    parser.add_argument("--cpus", type=int, default=DEFAULT_CPUS, help="outer VM CPUs (default %(default)s)")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+                        help="stop the lane after this many seconds, exit 124 (default %(default)s)")
+    parser.add_argument("--quiet", action="store_true", help="print only the command's output")
+    parser.add_argument("--writable", action="append", default=[], metavar="DIR",
+                        help="share this host directory writable at the same path (repeatable); "
+                             "everything else the command writes is discarded")
+    parser.add_argument("--prepare", action="store_true",
+                        help="only build (or find in the cache) the outer kernel and initramfs, print their paths")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="the command (after --)")
+    args = parser.parse_args(argv)
+    if args.prepare:
+        try:
+            image = ensure_lane_image(sys.stderr)
+        except LaneUnavailable as why:
+            print(f"kvmpy lane: unavailable: {why}", file=sys.stderr)
+            return 2
+        print(f"{image.kernel}\n{image.initrd}")
+        return 0
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        parser.error("no command given (put it after --)")
+    inside = [False]
+
+    def echo(line: str) -> None:
+        if line.startswith(BEGIN):
+            inside[0] = True
+        elif END.match(line):
+            inside[0] = False
+        if inside[0] and not line.startswith(BEGIN) or not args.quiet:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+
+    try:
+        result = run_in_lane(command, timeout=args.timeout, mem=args.mem, cpus=args.cpus,
+                             writable=tuple(args.writable), echo=echo)
+    except LaneUnavailable as why:
+        print(f"kvmpy lane: unavailable: {why}", file=sys.stderr)
+        return 2
+    if result.status is None or result.timed_out:
+        print(f"kvmpy lane: {result.message}", file=sys.stderr)
+        return EXIT_TIMEOUT if result.timed_out else 1
+    return result.status

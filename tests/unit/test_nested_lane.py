@@ -1,0 +1,106 @@
+"""The nested lane's pure parts: module dependencies and load order, the outer initramfs, the
+QEMU command, the command script, and reading the console (no QEMU started)."""
+
+import shlex
+import subprocess
+
+import pytest
+
+from kvmpy.nested.image import INIT_SCRIPT, LaneUnavailable, build_archive, load_order, module_dependencies
+from kvmpy.nested.lane import command_script, parse_console, qemu_command
+
+
+def fake_module(depends: str) -> bytes:
+    """The bytes of a .ko as far as module_dependencies reads it: a .modinfo string table."""
+    return b"\x7fELF...\0license=GPL\0depends=" + depends.encode() + b"\0retpoline=Y\0vermagic=6.1\0"
+
+
+@pytest.fixture
+def modules(tmp_path):
+    """A module tree: kvm-amd needs kvm and ccp, kvm needs irqbypass, 9p needs netfs (built in)."""
+    tree = {"kvm-amd": "kvm,ccp", "kvm": "irqbypass", "ccp": "", "irqbypass": "", "9p": "netfs"}
+    index = {}
+    for name, depends in tree.items():
+        path = tmp_path / f"{name}.ko"
+        path.write_bytes(fake_module(depends))
+        index[name.replace("-", "_")] = path
+    return index
+
+
+def test_dependencies_come_from_modinfo():
+    assert module_dependencies(fake_module("virtio,9pnet,virtio_ring")) == ["virtio", "9pnet", "virtio_ring"]
+    assert module_dependencies(fake_module("")) == []
+    assert module_dependencies(b"no modinfo here") == []
+
+
+def test_every_module_loads_after_its_dependencies(modules):
+    order = load_order(("kvm_amd", "9p"), modules)
+    assert order == ["irqbypass", "kvm", "ccp", "kvm_amd", "9p"]  # netfs: built in, not loaded
+
+
+def test_a_missing_module_is_a_clear_error(modules):
+    with pytest.raises(LaneUnavailable, match="no module overlay"):
+        load_order(("overlay",), modules)
+
+
+def test_a_dependency_loop_is_a_clear_error(tmp_path):
+    a, b = tmp_path / "a.ko", tmp_path / "b.ko"
+    a.write_bytes(fake_module("b"))
+    b.write_bytes(fake_module("a"))
+    with pytest.raises(LaneUnavailable, match="loop"):
+        load_order(("a",), {"a": a, "b": b})
+
+
+def newc_entries(archive: bytes) -> dict[str, bytes]:
+    """Name -> data of each entry of a newc cpio archive, up to its trailer."""
+    entries, offset = {}, 0
+    while True:
+        header = archive[offset:offset + 110]
+        assert header[:6] == b"070701"
+        size, name_size = int(header[54:62], 16), int(header[94:102], 16)
+        name = archive[offset + 110:offset + 110 + name_size - 1].decode()
+        data_start = offset + 110 + name_size + (-(110 + name_size) % 4)
+        if name == "TRAILER!!!":
+            return entries
+        entries[name] = archive[data_start:data_start + size]
+        offset = data_start + size + (-size % 4)
+
+
+def test_the_outer_initramfs_holds_init_busybox_and_the_modules_in_order():
+    archive = build_archive(b"BUSYBOX", ["sh", "insmod"], [("kvm.ko", b"KVM"), ("kvm-amd.ko", b"AMD")])
+    entries = newc_entries(archive)
+    assert entries["init"] == INIT_SCRIPT.encode()
+    assert entries["bin/busybox"] == b"BUSYBOX" and entries["bin/insmod"] == b"busybox"  # a symlink's target
+    assert (entries["lib/modules/kvm.ko"], entries["lib/modules/kvm-amd.ko"]) == (b"KVM", b"AMD")
+    assert entries["lib/modules/load-order"] == b"kvm.ko\nkvm-amd.ko\n"
+
+
+def test_the_init_script_is_valid_shell():
+    assert subprocess.run(["sh", "-n"], input=INIT_SCRIPT, text=True).returncode == 0
+
+
+def test_qemu_gets_amd_v_the_host_root_read_only_and_the_shares_writable():
+    command = qemu_command("/k", "/i", "/tmp/job", "4G", 2, writable=("/tmp/out",))
+    text = " ".join(command)
+    assert command[command.index("-cpu") + 1].startswith("EPYC,+svm,+npt")
+    assert "local,id=hostroot,path=/,readonly=on" in text
+    assert "local,id=job,path=/tmp/job,security_model=none" in text
+    assert "local,id=share0,path=/tmp/out,security_model=none" in text and "mount_tag=share0" in text
+    assert "kvmpy.lane.job=/tmp/job" in command[command.index("-append") + 1]
+
+
+def test_the_command_script_keeps_the_environment_and_quotes_everything():
+    script = command_script(["pytest", "-k", "a and b"], "/work/my dir",
+                            {"PATH": "/usr/bin", "HOME": "/root", "ODD": "it's", "PWD": "/elsewhere",
+                             "PYTEST_CURRENT_TEST": "x", "BAD-NAME": "1"})
+    assert "export PATH=/usr/bin\n" in script and f"export ODD={shlex.quote(chr(39).join(['it', 's']))}\n" in script
+    assert "PWD" not in script and "PYTEST_CURRENT_TEST" not in script and "BAD-NAME" not in script
+    assert "export KVMPY_LANE=1\n" in script
+    assert script.endswith("cd '/work/my dir' || exit 125\nexec pytest -k 'a and b'\n")
+
+
+def test_the_console_gives_the_output_and_the_status():
+    console = "KVMPY-LANE-KVM SVM: x\nKVMPY-LANE-BEGIN\nhello\nworld\nKVMPY-LANE-END status=7\n[ 1.0] Power down\n"
+    assert parse_console(console) == ("hello\nworld\n", 7)
+    assert parse_console("KVMPY-LANE-BEGIN\npartial\n") == ("partial\n", None)
+    assert parse_console("kernel panic\n") == ("", None)
