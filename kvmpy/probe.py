@@ -138,3 +138,16 @@ def measure_ring_speeds() -> RingSpeeds:
         ring3=time_guest_loop("ring3_loop", RING3_ITERATIONS),
         ring0=time_guest_loop("ring0_loop", RING0_ITERATIONS),
     )
+
+
+def kvm_runs_linux_user_space() -> tuple[bool, str]:
+    """Whether Linux user space can run under this host's KVM, and if not, why (one line)."""
+    from .kvm import kvm_usable
+
+    usable, why = kvm_usable()
+    if not usable:
+        return False, f"/dev/kvm is not usable here: {why}"
+    if not syscall_lands_in_ring0():
+        return False, ("this host's KVM runs syscall handlers in ring 3 (PVM; see `kvmpy info`), so Linux "
+                       "user space cannot run under it; the hardware-virtualization lane runs these (pytest -m nested)")
+    return True, ""

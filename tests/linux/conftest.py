@@ -1,9 +1,11 @@
-"""The test kernel and initramfs, built once and cached (boot/linux/README.md)."""
+"""The test kernel and initramfs, built once and cached (boot/linux/README.md), and the
+accelerator and virtio path each Linux test runs over."""
 
 from __future__ import annotations
 
 import importlib.util
 import pathlib
+from typing import NamedTuple
 
 import pytest
 
@@ -34,3 +36,56 @@ def test_initrd() -> str:
         return str(ensure_initramfs())
     except MissingPrerequisites as missing:
         pytest.skip(f"cannot build the test initramfs here: {missing}")
+
+
+def _skip_unless_kvm_runs_linux() -> None:
+    from kvmpy.probe import kvm_runs_linux_user_space
+
+    runs, why = kvm_runs_linux_user_space()
+    if not runs:
+        pytest.skip(why)
+
+
+class GuestPath(NamedTuple):
+    """Which accelerator runs the Linux guest and how its virtio queues are kicked."""
+
+    accel: str
+    virtio_path: str
+
+    def assert_drove(self, stats: dict) -> None:
+        """Every virtio device of a run (Machine.stats()) was kicked by this path and
+        interrupted the guest; on the eventfd path no kick took an exit."""
+        assert stats["accel"] == self.accel
+        assert stats["virtio"], "no virtio device in the run"
+        for name, device in stats["virtio"].items():
+            assert device["path"] == self.virtio_path, (name, device)
+            kicks = device["eventfd_kicks"] if self.virtio_path == "eventfd" else device["exit_kicks"]
+            assert kicks > 0 and device["interrupts"] > 0, (name, device)
+            if self.virtio_path == "eventfd":
+                assert device["exit_kicks"] == 0, (name, device)
+
+    def cli_options(self) -> list[str]:
+        """The same choice as `kvmpy run` options."""
+        return ["--accel", self.accel, "--virtio-path", self.virtio_path]
+
+
+# Every Linux test runs in the interpreter; the `hwvirt` ones under KVM too, where KVM can run
+# Linux user space (hardware virtualization: any VT-x/AMD-V host, and the nested lane here).
+@pytest.fixture(params=["interp", pytest.param("kvm", marks=pytest.mark.hwvirt)])
+def linux_accel(request) -> str:
+    if request.param == "kvm":
+        _skip_unless_kvm_runs_linux()
+    return request.param
+
+
+# The interpreter has no ioeventfd/irqfd (its "eventfd" path would be the exit path again), so
+# it runs each virtio test once; KVM runs it over both paths.
+@pytest.fixture(params=[
+    pytest.param(GuestPath("interp", "exit"), id="interp"),
+    pytest.param(GuestPath("kvm", "eventfd"), id="kvm-eventfd", marks=pytest.mark.hwvirt),
+    pytest.param(GuestPath("kvm", "exit"), id="kvm-exit", marks=pytest.mark.hwvirt),
+])
+def guest_path(request) -> GuestPath:
+    if request.param.accel == "kvm":
+        _skip_unless_kvm_runs_linux()
+    return request.param

@@ -107,10 +107,7 @@ def in_namespace(name: str, *command: str) -> list[str]:
     return ["ip", "netns", "exec", name, *command]
 
 
-# Both virtio paths (--virtio-path); where Linux runs in the interpreter (no ioeventfd/irqfd),
-# "eventfd" falls back to the exit path, so there the two runs take the same path.
-@pytest.mark.parametrize("virtio_path", ["eventfd", "exit"])
-def test_ping_both_ways_and_tcp_both_ways(namespace, test_kernel, test_initrd, virtio_path):
+def test_ping_both_ways_and_tcp_both_ways(namespace, test_kernel, test_initrd, guest_path):
     server = subprocess.Popen(in_namespace(namespace, sys.executable, "-c", SERVER), stdout=subprocess.PIPE,
                               text=True)
     download_md5 = server.stdout.readline().strip()
@@ -125,7 +122,7 @@ def test_ping_both_ways_and_tcp_both_ways(namespace, test_kernel, test_initrd, v
     )
     vmm = subprocess.Popen(
         in_namespace(namespace, sys.executable, "-m", "kvmpy", "run", test_kernel, "--initrd", test_initrd,
-                     "--net", f"tap={TAP}", "--virtio-path", virtio_path, "--cmdline", command_cmdline(guest_command),
+                     "--net", f"tap={TAP}", *guest_path.cli_options(), "--cmdline", command_cmdline(guest_command),
                      "--timeout", str(TIMEOUT)),
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     console, host_side = [], {}

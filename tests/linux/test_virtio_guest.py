@@ -1,5 +1,6 @@
 """virtio devices seen from a real Linux guest: ext4 on virtio-blk, a read-only disk, data
-surviving SIGKILL of the VMM, the entropy device, and a network over a real TAP."""
+surviving SIGKILL of the VMM, the entropy device (the network over a real TAP: its own module).
+Each runs in the interpreter and, where KVM runs Linux, under KVM over both virtio paths."""
 
 import hashlib
 import os
@@ -34,19 +35,24 @@ def host_read_file(image, name: str) -> bytes:
     return result.stdout
 
 
-def test_ext4_file_written_in_the_guest_is_in_the_image(test_kernel, test_initrd, ext4_image):
+def test_ext4_written_and_read_back_in_the_guest_is_in_the_image(test_kernel, test_initrd, ext4_image, guest_path):
     payload = f"kvmpy virtio-blk {secrets.token_hex(16)}"
-    command = f"mount -t ext4 /dev/vda /mnt && printf '%s' '{payload}' > /mnt/hello.txt && sync && umount /mnt"
-    result = run_command(test_kernel, command, test_initrd, disks=((str(ext4_image), False),), timeout=TIMEOUT)
+    command = (f"mount -t ext4 /dev/vda /mnt && printf '%s' '{payload}' > /mnt/hello.txt && sync && "
+               "echo 3 > /proc/sys/vm/drop_caches && echo read-back=$(cat /mnt/hello.txt) && umount /mnt")
+    result = run_command(test_kernel, command, test_initrd, disks=((str(ext4_image), False),), timeout=TIMEOUT,
+                         accel=guest_path.accel, virtio_path=guest_path.virtio_path)
     assert result.status == 0, result.console[-3000:]
+    assert f"read-back={payload}" in result.output
+    guest_path.assert_drove(result.stats)
     assert host_read_file(ext4_image, "hello.txt") == payload.encode()
     assert subprocess.run(["e2fsck", "-fn", str(ext4_image)], capture_output=True).returncode == 0
 
 
-def test_a_read_only_disk_refuses_writes(test_kernel, test_initrd, ext4_image):
+def test_a_read_only_disk_refuses_writes(test_kernel, test_initrd, ext4_image, guest_path):
     before = hashlib.sha256(ext4_image.read_bytes()).hexdigest()
     command = "cat /sys/block/vda/ro; dd if=/dev/zero of=/dev/vda bs=4096 count=1 conv=fsync; echo dd=$?"
-    result = run_command(test_kernel, command, test_initrd, disks=((str(ext4_image), True),), timeout=TIMEOUT)
+    result = run_command(test_kernel, command, test_initrd, disks=((str(ext4_image), True),), timeout=TIMEOUT,
+                         accel=guest_path.accel, virtio_path=guest_path.virtio_path)
     assert result.status == 0, result.console[-3000:]
     lines = result.output.split()
     assert lines[0] == "1"  # the guest kernel sees VIRTIO_BLK_F_RO
@@ -55,13 +61,13 @@ def test_a_read_only_disk_refuses_writes(test_kernel, test_initrd, ext4_image):
     assert hashlib.sha256(ext4_image.read_bytes()).hexdigest() == before
 
 
-def test_synced_data_survives_sigkill_of_the_vmm(test_kernel, test_initrd, ext4_image):
+def test_synced_data_survives_sigkill_of_the_vmm(test_kernel, test_initrd, ext4_image, guest_path):
     payload = f"synced before the kill {secrets.token_hex(8)}"
     command = (f"mount -t ext4 /dev/vda /mnt && printf '%s' '{payload}' > /mnt/kept.txt && sync "
                "&& echo DATA-IS-SYNCED && sleep 100000")
     vmm = subprocess.Popen(
         [sys.executable, "-m", "kvmpy", "run", test_kernel, "--initrd", test_initrd, "--disk", str(ext4_image),
-         "--cmdline", command_cmdline(command), "--timeout", str(TIMEOUT)],
+         *guest_path.cli_options(), "--cmdline", command_cmdline(command), "--timeout", str(TIMEOUT)],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     seen = []
     for line in vmm.stdout:
@@ -74,11 +80,13 @@ def test_synced_data_survives_sigkill_of_the_vmm(test_kernel, test_initrd, ext4_
     assert host_read_file(ext4_image, "kept.txt") == payload.encode()
 
 
-def test_hwrng_yields_bytes_from_virtio_rng(test_kernel, test_initrd):
+def test_hwrng_yields_bytes_from_virtio_rng(test_kernel, test_initrd, guest_path):
     command = ("cat /sys/class/misc/hw_random/rng_current; "
                "dd if=/dev/hwrng bs=32 count=1 2>/dev/null | od -An -tx1 | tr -d ' \\n'; echo")
-    result = run_command(test_kernel, command, test_initrd, rng=True, timeout=TIMEOUT)
+    result = run_command(test_kernel, command, test_initrd, rng=True, timeout=TIMEOUT, accel=guest_path.accel,
+                         virtio_path=guest_path.virtio_path)
     assert result.status == 0, result.console[-3000:]
+    guest_path.assert_drove(result.stats)
     current, random_hex = result.output.split()
     assert current.startswith("virtio_rng")
     assert len(random_hex) == 64 and len(set(random_hex)) > 4

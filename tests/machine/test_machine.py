@@ -18,7 +18,7 @@ from kvmpy.machine import Machine
 MiB = 1 << 20
 
 
-@pytest.fixture(params=["kvm", "interp"])
+@pytest.fixture(params=[pytest.param("kvm", marks=pytest.mark.kvm), "interp"])
 def accel(request):
     if request.param == "kvm":
         usable, why = kvm_usable()
