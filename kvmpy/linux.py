@@ -56,16 +56,22 @@ class ConsoleLog:
         return raw.decode(errors="replace").replace("\r\n", "\n")
 
 
-def command_output(console: str) -> tuple[str, int | None]:
-    """The text between the init's markers and the status it printed."""
-    start = console.find(COMMAND_BEGIN)
+def marked_output(console: str, begin: str, end: re.Pattern) -> tuple[str, int | None]:
+    """The text between the `begin` marker and the first match of `end`, and the status that
+    `end` carries as its group 1 (None, with the text to the end, if `end` never came)."""
+    start = console.find(begin)
     if start < 0:
         return "", None
-    body = console[start + len(COMMAND_BEGIN) :].lstrip("\n")
-    end = COMMAND_END.search(body)
-    if end is None:
+    body = console[start + len(begin) :].lstrip("\n")
+    match = end.search(body)
+    if match is None:
         return body, None
-    return body[: end.start()], int(end.group(1))
+    return body[: match.start()], int(match.group(1))
+
+
+def command_output(console: str) -> tuple[str, int | None]:
+    """The text between the init's markers and the status it printed."""
+    return marked_output(console, COMMAND_BEGIN, COMMAND_END)
 
 
 def command_cmdline(command: str, cmdline: str = DEFAULT_CMDLINE) -> str:

@@ -76,7 +76,6 @@ mount -t devtmpfs devtmpfs /newroot/dev
 mkdir -p /newroot/dev/pts /newroot/dev/shm
 mount -t devpts devpts /newroot/dev/pts
 mount -t tmpfs tmpfs /newroot/dev/shm
-mount -t tmpfs tmpfs /newroot/tmp
 mount -t tmpfs tmpfs /newroot/run
 mkdir -p "/newroot$job"
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 {JOB_TAG} "/newroot$job" \\

@@ -24,6 +24,7 @@ import threading
 import time
 from typing import Callable, NamedTuple
 
+from ..linux import marked_output
 from .image import HOST_ROOT_TAG, JOB_TAG, LaneUnavailable, ensure_lane_image
 
 QEMU = "qemu-system-x86_64"
@@ -32,8 +33,14 @@ QEMU_PACKAGE = "qemu-system-x86"
 # TCG does not implement (QEMU would warn about each and drop it anyway).
 CPU_MODEL = ("EPYC,+svm,+npt,-rdseed,-sha-ni,-fxsr-opt,-misalignsse,-3dnowprefetch,-osvw,-topoext,"
              "-nrip-save,-xsavec")
+# One outer CPU on one TCG thread. With two outer CPUs the outer VM froze (its clock stopped,
+# no lockup report, QEMU spinning) during 2-vCPU kvmpy guests: after ~20 runs with
+# multi-threaded TCG, twice more in whole suites, once single-threaded; QEMU 7.2's nested SVM
+# apparently loses a cross-CPU kick while the target CPU is in guest mode. With one outer CPU:
+# 30 of 30 2-vCPU tiny guests and 2-vCPU Linux boots, as fast (the lane is exit-bound).
+TCG_THREADS = "single"
 DEFAULT_MEM = "4G"
-DEFAULT_CPUS = 2
+DEFAULT_CPUS = 1
 DEFAULT_TIMEOUT = 1800.0
 EXIT_TIMEOUT = 124
 BEGIN = "KVMPY-LANE-BEGIN"
@@ -50,7 +57,7 @@ class LaneResult(NamedTuple):
     console: str  # everything the outer VM printed
     seconds: float  # QEMU start to exit
     message: str  # why there is no status, when there is none
-    timed_out: bool
+    timed_out: bool  # stopped for `timeout`, or for silence longer than `idle_timeout`
 
     @property
     def outer_kernel_lines(self) -> list[str]:
@@ -75,7 +82,8 @@ def share_tag(index: int) -> str:
     return f"share{index}"
 
 
-def qemu_command(kernel: str, initrd: str, job: str, mem: str, cpus: int, writable: tuple[str, ...] = ()) -> list[str]:
+def qemu_command(kernel: str, initrd: str, job: str, mem: str, cpus: int, writable: tuple[str, ...] = (),
+                 kernel_log: bool = False) -> list[str]:
     """The QEMU invocation: the host's / read-only, the job directory and `writable` read-write
     over 9p."""
     shares = []
@@ -83,10 +91,10 @@ def qemu_command(kernel: str, initrd: str, job: str, mem: str, cpus: int, writab
         shares += ["-fsdev", f"local,id={share_tag(index)},path={path},security_model=none",
                    "-device", f"virtio-9p-pci,fsdev={share_tag(index)},mount_tag={share_tag(index)}"]
     return [
-        QEMU, "-accel", "tcg,thread=multi", "-M", "pc", "-cpu", CPU_MODEL, "-smp", str(cpus), "-m", mem,
+        QEMU, "-accel", f"tcg,thread={TCG_THREADS}", "-M", "pc", "-cpu", CPU_MODEL, "-smp", str(cpus), "-m", mem,
         "-nodefaults", "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot",
         "-kernel", kernel, "-initrd", initrd,
-        "-append", f"console=ttyS0 quiet loglevel=1 panic=-1 kvmpy.lane.job={job}",
+        "-append", f"console=ttyS0 {'' if kernel_log else 'quiet loglevel=1 '}panic=-1 kvmpy.lane.job={job}",
         "-fsdev", f"local,id=hostroot,path=/,readonly=on,security_model=none,multidevs=remap",
         "-device", f"virtio-9p-pci,fsdev=hostroot,mount_tag={HOST_ROOT_TAG}",
         "-fsdev", f"local,id=job,path={job},security_model=none",
@@ -106,24 +114,20 @@ def command_script(argv: list[str], cwd: str, env: dict[str, str]) -> str:
 
 def parse_console(console: str) -> tuple[str, int | None]:
     """The command's output between the markers, and the status the init printed."""
-    start = console.find(BEGIN)
-    if start < 0:
-        return "", None
-    body = console[start + len(BEGIN):].lstrip("\n")
-    end = END.search(body)
-    if end is None:
-        return body, None
-    return body[:end.start()], int(end.group(1))
+    return marked_output(console, BEGIN, END)
 
 
 def run_in_lane(argv: list[str], *, cwd: str | None = None, env: dict[str, str] | None = None,
                 timeout: float = DEFAULT_TIMEOUT, mem: str = DEFAULT_MEM, cpus: int = DEFAULT_CPUS,
-                writable: tuple[str, ...] = (), echo: Callable[[str], None] | None = None,
-                stream=sys.stderr) -> LaneResult:
+                writable: tuple[str, ...] = (), kernel_log: bool = False, idle_timeout: float | None = None,
+                echo: Callable[[str], None] | None = None, stream=sys.stderr) -> LaneResult:
     """Boot the outer VM, run `argv` in it, and return what happened.
 
     Inside, the host's / is read-only under a throw-away overlay; each directory of `writable`
     is the host's own, at the same path (results the command writes there come back).
+    `kernel_log` puts the outer kernel's messages on the console too (they interleave with
+    the command's output). `idle_timeout` stops the lane when its console has been silent that
+    long: for a command that prints as it goes, the sign that the outer VM hung.
     `echo` gets each console line as it arrives (the outer kernel's few lines, then the
     command's output). Raises LaneUnavailable where QEMU or the outer image cannot be had.
     """
@@ -139,18 +143,19 @@ def run_in_lane(argv: list[str], *, cwd: str | None = None, env: dict[str, str] 
         with open(os.path.join(job, "shares"), "w") as shares:
             shares.writelines(f"{share_tag(index)} {path}\n" for index, path in enumerate(writable))
         started = time.monotonic()
-        qemu = subprocess.Popen(qemu_command(str(image.kernel), str(image.initrd), job, mem, cpus, writable),
+        qemu = subprocess.Popen(qemu_command(str(image.kernel), str(image.initrd), job, mem, cpus, writable, kernel_log),
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         lines: list[str] = []
-        reader = threading.Thread(target=_read_console, args=(qemu.stdout, lines, echo), daemon=True)
+        last_line_at = [started]
+        reader = threading.Thread(target=_read_console, args=(qemu.stdout, lines, echo, last_line_at), daemon=True)
         reader.start()
+        why_stopped = ""
         try:
-            qemu.wait(timeout)
-            timed_out = False
-        except subprocess.TimeoutExpired:
-            qemu.kill()
-            qemu.wait()
-            timed_out = True
+            why_stopped = _wait(qemu, started, timeout, idle_timeout, last_line_at)
+        finally:  # on a timeout, and when the caller is interrupted: no QEMU left behind
+            if qemu.poll() is None:
+                qemu.kill()
+                qemu.wait()
         reader.join()
         seconds = time.monotonic() - started
         console = "".join(lines)
@@ -158,19 +163,35 @@ def run_in_lane(argv: list[str], *, cwd: str | None = None, env: dict[str, str] 
         status = _read_status(job)
     if status is None:
         status = printed_status
-    message = ""
-    if timed_out:
-        message = f"the lane was still running after {timeout:.0f} s"
-    elif status is None:
+    message = why_stopped
+    if not why_stopped and status is None:
         failure = FAILED.search(console)
         message = (failure.group(1) if failure else
                    f"the outer VM stopped without a status (QEMU exit {qemu.returncode})")
-    return LaneResult(status, output, console, seconds, message, timed_out)
+    return LaneResult(status, output, console, seconds, message, bool(why_stopped))
 
 
-def _read_console(pipe, lines: list[str], echo) -> None:
+def _wait(qemu: subprocess.Popen, started: float, timeout: float, idle_timeout: float | None,
+          last_line_at: list[float]) -> str:
+    """Wait for QEMU to exit; return why it had to be stopped instead ('' if it exited)."""
+    deadline = started + timeout
+    while True:
+        now = time.monotonic()
+        if idle_timeout is not None and now - last_line_at[0] > idle_timeout:
+            return f"the lane printed nothing for {idle_timeout:.0f} s (the outer VM is taken to have hung)"
+        if now >= deadline:
+            return f"the lane was still running after {timeout:.0f} s"
+        try:
+            qemu.wait(min(deadline - now, 1.0))
+            return ""
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _read_console(pipe, lines: list[str], echo, last_line_at: list[float]) -> None:
     for raw in pipe:
         line = raw.decode(errors="replace").replace("\r\n", "\n").replace("\r", "")
+        last_line_at[0] = time.monotonic()
         lines.append(line)
         if echo is not None:
             echo(line)
@@ -200,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
                         help="stop the lane after this many seconds, exit 124 (default %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="print only the command's output")
+    parser.add_argument("--kernel-log", action="store_true",
+                        help="show the outer kernel's messages too (by default only its kvm lines)")
     parser.add_argument("--writable", action="append", default=[], metavar="DIR",
                         help="share this host directory writable at the same path (repeatable); "
                              "everything else the command writes is discarded")
@@ -231,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         result = run_in_lane(command, timeout=args.timeout, mem=args.mem, cpus=args.cpus,
-                             writable=tuple(args.writable), echo=echo)
+                             writable=tuple(args.writable), kernel_log=args.kernel_log, echo=echo)
     except LaneUnavailable as why:
         print(f"kvmpy lane: unavailable: {why}", file=sys.stderr)
         return 2

@@ -104,3 +104,22 @@ def test_the_console_gives_the_output_and_the_status():
     assert parse_console(console) == ("hello\nworld\n", 7)
     assert parse_console("KVMPY-LANE-BEGIN\npartial\n") == ("partial\n", None)
     assert parse_console("kernel panic\n") == ("", None)
+
+
+def test_a_silent_lane_is_stopped_as_hung_and_a_finished_one_is_not():
+    import time
+
+    from kvmpy.nested.lane import _wait
+
+    silent = subprocess.Popen(["sleep", "30"])
+    try:
+        started = time.monotonic()
+        why = _wait(silent, started, timeout=60, idle_timeout=0.2, last_line_at=[started])
+        assert why.startswith("the lane printed nothing for 0 s") and time.monotonic() - started < 10
+        why = _wait(silent, started, timeout=0.3, idle_timeout=None, last_line_at=[started])
+        assert why == "the lane was still running after 0 s"
+    finally:
+        silent.kill()
+        silent.wait()
+    done = subprocess.Popen(["true"])
+    assert _wait(done, time.monotonic(), timeout=30, idle_timeout=20, last_line_at=[time.monotonic()]) == ""
