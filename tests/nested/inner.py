@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+"""What tests/nested/test_lane.py runs inside the hardware-virtualization lane.
+
+    inner.py OUT    writes OUT/info.txt and OUT/info.status (`kvmpy info`), OUT/guest.txt (a
+                    2-vCPU Linux guest's user-space output under --accel kvm), OUT/inner.xml
+                    (JUnit XML of INNER_SELECTION), and exits with pytest's status.
+
+Everything the lane's KVM is for is selected: the tiny guests and tests/kvm under --accel kvm,
+and the Linux tests' `hwvirt` parameters (user space, 2 vCPUs, virtio-blk/-rng/-net over both
+virtio paths). The differential suite stays outside: in the lane its "hardware" is QEMU's TCG.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+INNER_SELECTION = ["tests/kvm", "tests/machine", "tests/linux", "-m", "(kvm or hwvirt) and not differential"]
+GUEST_COMMAND = "echo user space on $(nproc) vCPUs says $((6 * 7)); uname -r"
+
+
+def kvmpy_info(out: pathlib.Path) -> None:
+    info = subprocess.run([sys.executable, "-m", "kvmpy", "info"], capture_output=True, text=True)
+    (out / "info.txt").write_text(info.stdout + info.stderr)
+    (out / "info.status").write_text(f"{info.returncode}\n")
+    print(info.stdout + info.stderr, flush=True)
+
+
+def user_space_guest(out: pathlib.Path) -> None:
+    sys.path.insert(0, str(REPO / "boot" / "linux"))
+    from build_kernel import ensure_kernel
+
+    from kvmpy.initramfs import ensure_initramfs
+    from kvmpy.linux import run_command
+
+    result = run_command(str(ensure_kernel()), GUEST_COMMAND, str(ensure_initramfs()), cpus=2, accel="kvm",
+                         timeout=600)
+    report = f"status={result.status} accel={result.stats['accel']}\n{result.output}"
+    (out / "guest.txt").write_text(report)
+    print(report, flush=True)
+
+
+def main() -> int:
+    out = pathlib.Path(sys.argv[1])
+    kvmpy_info(out)
+    user_space_guest(out)
+    pytest = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--color=no", "-v", "-rfEs",
+                             f"--junitxml={out / 'inner.xml'}", *INNER_SELECTION], cwd=REPO)
+    return pytest.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())

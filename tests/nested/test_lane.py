@@ -1,0 +1,136 @@
+"""kvmpy's hardware path, tested in the nested lane: AMD-V emulated by QEMU's TCG, `kvm_amd` in
+Debian's kernel, and kvmpy inside it under --accel kvm (kvmpy/nested).
+
+One lane boot runs tests/nested/inner.py, which runs `kvmpy info`, a 2-vCPU Linux guest's
+user-space command, and every test that needs a hardware-virtualization KVM (its selection is
+INNER_SELECTION there); each test here checks one part of what came back. Skipped, with the
+reason, where the lane cannot run (no QEMU, no Debian packages), inside the lane itself, and on
+hosts whose own KVM runs Linux user space (VT-x/AMD-V: there the hwvirt tests run directly).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import sys
+import xml.etree.ElementTree as ElementTree
+from typing import NamedTuple
+
+import pytest
+
+from kvmpy.nested import LaneResult, lane_available, run_in_lane
+from kvmpy.nested.lane import INSIDE_MARKER_ENV
+from kvmpy.probe import kvm_runs_linux_user_space
+
+pytestmark = pytest.mark.nested
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+INNER = REPO / "tests" / "nested" / "inner.py"
+LANE_TIMEOUT = 1800  # the whole inner run: ~12 min here
+IDLE_TIMEOUT = 600  # the inner pytest prints every test's start and end; the longest takes ~1 min
+
+
+class InnerCase(NamedTuple):
+    module: str  # e.g. tests.linux.test_boot
+    name: str  # e.g. test_uname_and_cpuinfo[kvm]
+    outcome: str  # passed, failed, error or skipped
+    detail: str
+
+
+class Lane(NamedTuple):
+    result: LaneResult
+    out: pathlib.Path
+    cases: list[InnerCase]
+
+    def file(self, name: str) -> str:
+        path = self.out / name
+        return path.read_text() if path.is_file() else ""
+
+    def explain(self) -> str:
+        return (f"lane status {self.result.status} after {self.result.seconds:.0f} s {self.result.message}; "
+                f"console in {self.out / 'console.log'}; last lines:\n{self.result.console[-3000:]}")
+
+
+def read_junit(path: pathlib.Path) -> list[InnerCase]:
+    if not path.is_file():
+        return []
+    cases = []
+    for case in ElementTree.parse(path).iter("testcase"):
+        outcome, detail = "passed", ""
+        for child in case:
+            if child.tag in ("failure", "error", "skipped"):
+                outcome = "failed" if child.tag == "failure" else child.tag
+                detail = (child.get("message") or "") + "\n" + (child.text or "")
+        cases.append(InnerCase(case.get("classname", ""), case.get("name", ""), outcome, detail.strip()))
+    return cases
+
+
+@pytest.fixture(scope="module")
+def lane(tmp_path_factory) -> Lane:
+    if os.environ.get(INSIDE_MARKER_ENV):
+        pytest.skip("already inside the nested lane")
+    if kvm_runs_linux_user_space()[0]:
+        pytest.skip("this host's KVM runs Linux user space itself: the hwvirt tests run here directly, "
+                    "no lane needed (python boot/nested/run.py still works by hand)")
+    available, why = lane_available()
+    if not available:
+        pytest.skip(f"the nested lane cannot run here: {why}")
+    out = tmp_path_factory.mktemp("lane")
+    with open(out / "console.log", "w", buffering=1) as log:  # line by line: follow it with tail -f
+        result = run_in_lane([sys.executable, str(INNER), str(out)], cwd=str(REPO), writable=(str(out),),
+                             timeout=LANE_TIMEOUT, idle_timeout=IDLE_TIMEOUT, echo=log.write)
+    return Lane(result, out, read_junit(out / "inner.xml"))
+
+
+def test_the_outer_kernel_runs_kvm_amd_with_nested_paging(lane):
+    lines = "\n".join(lane.result.outer_kernel_lines)
+    assert "SVM: kvm: Nested Paging enabled" in lines, lane.explain()
+    assert "kvm: Nested Virtualization enabled" in lines, lane.explain()
+
+
+def test_kvmpy_info_reports_hardware_virtualization_without_a_traceback(lane):
+    info = lane.file("info.txt")
+    assert lane.file("info.status").strip() == "0", info or lane.explain()
+    assert "Traceback" not in info, info
+    assert "KVM flavour: hardware virtualization (AMD-V, kvm_amd); nested" in info, info
+    assert "ring-0 guest code: native" in info, info
+    assert "syscall from ring 3: reaches ring 0" in info, info
+
+
+def test_a_linux_guest_runs_user_space_on_two_vcpus_under_kvm(lane):
+    guest = lane.file("guest.txt")
+    assert guest.startswith("status=0 accel=kvm\n"), guest or lane.explain()
+    assert "user space on 2 vCPUs says 42" in guest, guest
+
+
+# What the lane must have run, by module and parameter, and at least how many of each.
+GROUPS = {
+    "tiny guests (tests/machine) under --accel kvm": ("tests.machine.", "", 22),
+    "tests/kvm: fallback, unhandled exits, syscall probe, CLI": ("tests.kvm.", "", 17),
+    "Linux user space under KVM: uname, 2 vCPUs, status, poweroff, reboot": ("tests.linux.test_boot", "[kvm", 6),
+    "virtio-blk and virtio-rng through ioeventfd/irqfd": ("tests.linux.test_virtio_guest", "[kvm-eventfd]", 4),
+    "virtio-blk and virtio-rng through exits": ("tests.linux.test_virtio_guest", "[kvm-exit]", 4),
+    "virtio-net over a TAP, ping and TCP, both paths": ("tests.linux.test_network_guest", "[kvm-", 2),
+}
+
+
+@pytest.mark.parametrize("group", list(GROUPS))
+def test_inner_tests_passed_in_the_lane(lane, group):
+    module, parameter, at_least = GROUPS[group]
+    cases = [case for case in lane.cases if case.module.startswith(module) and parameter in case.name]
+    assert len(cases) >= at_least, f"{len(cases)} of at least {at_least} ran; " + lane.explain()
+    assert_all_passed(cases)
+
+
+def test_every_inner_test_passed(lane):
+    """The groups above, and anything else the inner selection picked up: nothing failed or
+    was skipped (a skip inside the lane means part of the hardware path went untested)."""
+    assert lane.cases, lane.explain()
+    assert_all_passed(lane.cases)
+    assert lane.result.status == 0, lane.explain()
+
+
+def assert_all_passed(cases: list[InnerCase]) -> None:
+    bad = [case for case in cases if case.outcome != "passed"]
+    assert not bad, "\n\n".join(f"{case.module}::{case.name} {case.outcome}: {case.detail[-1500:]}"
+                                for case in bad)
