@@ -13,6 +13,7 @@ from .chart import render_svg
 from .compute import run_compute
 from .core import run_core
 from .io import run_io
+from .nested import run_nested
 from .report import Missing, Report
 
 # repeats, port-I/O exits per run, ring-3 / ring-0 (KVM) / interpreter loop iterations
@@ -34,7 +35,9 @@ def default_kernel() -> str | None:
     return max(kernels, key=os.path.getmtime) if kernels else None
 
 
-def run_suite(quick: bool, json_path: str, kernel: str | None = None, initrd: str | None = None) -> Report:
+def run_suite(quick: bool, json_path: str, kernel: str | None = None, initrd: str | None = None,
+              nested: bool | None = None) -> Report:
+    """Every group of figures; `nested` adds the lane's (default: in a full run, not in --quick)."""
     sizes = QUICK if quick else FULL
     report = Report()
     started = time.monotonic()
@@ -50,6 +53,10 @@ def run_suite(quick: bool, json_path: str, kernel: str | None = None, initrd: st
             initrd = str(ensure_initramfs(sys.stderr))
         run_boot(report, kernel, initrd, sizes["boot_repeats"], sizes["boot_kvm"], BOOT_TIMEOUT, progress=progress)
         run_io(report, kernel, initrd, quick, progress=progress)
+    if nested if nested is not None else not quick:
+        run_nested(report, quick, progress=progress)
+    else:
+        report.missing.append(Missing("nested lane", "not run by --quick (add --nested: ~15 min more)"))
     print(report.table())
     report.write_json(json_path)
     chart_path = os.path.splitext(json_path)[0] + ".svg"
