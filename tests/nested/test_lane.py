@@ -31,7 +31,7 @@ LANE_TIMEOUT = 1800  # the whole inner run: ~12 min here
 # The outer VM froze now and then (QEMU 7.2's nested SVM: about one Linux boot in 50, see
 # kvmpy/nested/lane.py); a lane that dies is booted again for the tests that did not finish.
 ATTEMPTS = 3
-IDLE_TIMEOUT = 600  # the inner pytest prints every test's start and end; the longest takes ~1 min
+IDLE_TIMEOUT = 300  # the inner pytest prints every test's start and end; the longest takes ~1 min
 
 
 class InnerCase(NamedTuple):
