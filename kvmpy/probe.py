@@ -146,8 +146,8 @@ def kvm_runs_linux_user_space() -> tuple[bool, str]:
 
     usable, why = kvm_usable()
     if not usable:
-        return False, f"/dev/kvm is not usable here: {why}"
+        return False, f"/dev/kvm is not usable ({why})"
     if not syscall_lands_in_ring0():
         return False, ("this host's KVM runs syscall handlers in ring 3 (PVM; see `kvmpy info`), so Linux "
-                       "user space cannot run under it; the hardware-virtualization lane runs these (pytest -m nested)")
+                       "user space cannot run under it")
     return True, ""

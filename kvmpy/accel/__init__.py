@@ -21,12 +21,7 @@ def create_accelerator(name: str, memory, cpus: int, kvm=None, fallback_burst: i
     if name not in ACCELERATORS:
         raise ConfigError(f"--accel must be one of {', '.join(ACCELERATORS)} (got {name!r})")
     if name == "auto" and kvm is None:
-        from ..kvm import kvm_usable
-
-        usable, why = kvm_usable()
-        if not usable:
-            (notice or _stderr_notice)(f"kvmpy: /dev/kvm is not usable ({why}); running the guest in the interpreter")
-            name = "interp"
+        name = _auto("", notice)
     if name == "interp":
         from .interp import InterpAccelerator
 
@@ -42,22 +37,25 @@ def accelerator_for_image(requested: str, image: str, notice=None) -> str:
     not make a single system call, so the interpreter runs the guest instead)."""
     if requested != "auto":
         return requested
+    return _auto(image, notice)
+
+
+def _auto(image: str, notice) -> str:
+    """`auto` resolved: for a Linux kernel image, KVM only if it can run Linux user space."""
     from ..kvm import kvm_usable
+    from ..probe import kvm_runs_linux_user_space
 
-    usable, why = kvm_usable()
-    if not usable:
-        (notice or _stderr_notice)(f"kvmpy: /dev/kvm is not usable ({why}); running the guest in the interpreter")
-        return "interp"
-    if _is_linux_kernel(image):
-        from ..probe import syscall_lands_in_ring0
-
-        if not syscall_lands_in_ring0():
-            (notice or _stderr_notice)(
-                "kvmpy: this host's KVM enters syscall handlers in ring 3 (see `kvmpy info`); "
-                "running Linux in the interpreter (--accel kvm to insist)"
-            )
-            return "interp"
-    return "kvm"
+    linux = bool(image) and _is_linux_kernel(image)
+    if linux:
+        runs, why = kvm_runs_linux_user_space()
+    else:
+        runs, reason = kvm_usable()
+        why = f"/dev/kvm is not usable ({reason})"
+    if runs:
+        return "kvm"
+    (notice or _stderr_notice)(f"kvmpy: {why}; running the guest in the interpreter"
+                               + (" (--accel kvm to insist)" if linux else ""))
+    return "interp"
 
 
 def _is_linux_kernel(image: str) -> bool:

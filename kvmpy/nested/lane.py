@@ -13,10 +13,12 @@ figures measured there with each other, never with figures from the outer host.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +31,7 @@ from .image import HOST_ROOT_TAG, JOB_TAG, LaneUnavailable, ensure_lane_image
 
 QEMU = "qemu-system-x86_64"
 QEMU_PACKAGE = "qemu-system-x86"
+QEMU_ENV = "KVMPY_LANE_QEMU"  # another QEMU binary for the lane (default: qemu-system-x86_64 on PATH)
 # AMD-V with nested paging, which TCG emulates well enough for kvm_amd; less the EPYC features
 # TCG does not implement (QEMU would warn about each and drop it anyway).
 CPU_MODEL = ("EPYC,+svm,+npt,-rdseed,-sha-ni,-fxsr-opt,-misalignsse,-3dnowprefetch,-osvw,-topoext,"
@@ -69,8 +72,8 @@ def lane_available() -> tuple[bool, str]:
     """Whether the lane can run here, and if not, why (one line)."""
     if sys.platform != "linux":
         return False, "the lane needs Linux"
-    if shutil.which(QEMU) is None:
-        return False, f"{QEMU} not found (apt-get install {QEMU_PACKAGE})"
+    if qemu_binary() is None:
+        return False, f"{os.environ.get(QEMU_ENV) or QEMU} not found (apt-get install {QEMU_PACKAGE})"
     try:
         ensure_lane_image(sys.stderr)
     except LaneUnavailable as why:
@@ -78,29 +81,39 @@ def lane_available() -> tuple[bool, str]:
     return True, ""
 
 
+def qemu_binary() -> str | None:
+    """The QEMU the lane starts: $KVMPY_LANE_QEMU, else qemu-system-x86_64 on PATH (None: none)."""
+    return shutil.which(os.environ.get(QEMU_ENV) or QEMU)
+
+
 def share_tag(index: int) -> str:
     return f"share{index}"
 
 
-def qemu_command(kernel: str, initrd: str, job: str, mem: str, cpus: int, writable: tuple[str, ...] = (),
-                 kernel_log: bool = False) -> list[str]:
+def qemu_command(qemu: str, kernel: str, initrd: str, job: str, mem: str, cpus: int,
+                 writable: tuple[str, ...] = (), kernel_log: bool = False) -> list[str]:
     """The QEMU invocation: the host's / read-only, the job directory and `writable` read-write
-    over 9p."""
+    over 9p; its monitor on a socket in the job directory, asked where the CPU is if the lane hangs."""
     shares = []
     for index, path in enumerate(writable):
         shares += ["-fsdev", f"local,id={share_tag(index)},path={path},security_model=none",
                    "-device", f"virtio-9p-pci,fsdev={share_tag(index)},mount_tag={share_tag(index)}"]
     return [
-        QEMU, "-accel", f"tcg,thread={TCG_THREADS}", "-M", "pc", "-cpu", CPU_MODEL, "-smp", str(cpus), "-m", mem,
-        "-nodefaults", "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot",
+        qemu, "-accel", f"tcg,thread={TCG_THREADS}", "-M", "pc", "-cpu", CPU_MODEL, "-smp", str(cpus), "-m", mem,
+        "-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot",
+        "-monitor", "none", "-qmp", f"unix:{monitor_path(job)},server=on,wait=off",
         "-kernel", kernel, "-initrd", initrd,
-        "-append", f"console=ttyS0 {'' if kernel_log else 'quiet loglevel=1 '}panic=-1 kvmpy.lane.job={job}",
+        "-append", f"console=ttyS0 {'' if kernel_log else 'quiet loglevel=1 '}panic=-1 nokaslr kvmpy.lane.job={job}",
         "-fsdev", f"local,id=hostroot,path=/,readonly=on,security_model=none,multidevs=remap",
         "-device", f"virtio-9p-pci,fsdev=hostroot,mount_tag={HOST_ROOT_TAG}",
         "-fsdev", f"local,id=job,path={job},security_model=none",
         "-device", f"virtio-9p-pci,fsdev=job,mount_tag={JOB_TAG}",
         *shares,
     ]
+
+
+def monitor_path(job: str) -> str:
+    return os.path.join(job, "qmp.sock")
 
 
 def command_script(argv: list[str], cwd: str, env: dict[str, str]) -> str:
@@ -133,8 +146,9 @@ def run_in_lane(argv: list[str], *, cwd: str | None = None, env: dict[str, str] 
     """
     if not argv:
         raise ValueError("no command to run in the lane")
-    if shutil.which(QEMU) is None:
-        raise LaneUnavailable(f"{QEMU} not found (apt-get install {QEMU_PACKAGE})")
+    qemu_path = qemu_binary()
+    if qemu_path is None:
+        raise LaneUnavailable(f"{os.environ.get(QEMU_ENV) or QEMU} not found (apt-get install {QEMU_PACKAGE})")
     image = ensure_lane_image(stream)
     with tempfile.TemporaryDirectory(prefix="kvmpy-lane-") as job:
         with open(os.path.join(job, "command.sh"), "w") as script:
@@ -143,7 +157,8 @@ def run_in_lane(argv: list[str], *, cwd: str | None = None, env: dict[str, str] 
         with open(os.path.join(job, "shares"), "w") as shares:
             shares.writelines(f"{share_tag(index)} {path}\n" for index, path in enumerate(writable))
         started = time.monotonic()
-        qemu = subprocess.Popen(qemu_command(str(image.kernel), str(image.initrd), job, mem, cpus, writable, kernel_log),
+        qemu = subprocess.Popen(qemu_command(qemu_path, str(image.kernel), str(image.initrd), job, mem, cpus,
+                                             writable, kernel_log),
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         lines: list[str] = []
         last_line_at = [started]
@@ -152,6 +167,8 @@ def run_in_lane(argv: list[str], *, cwd: str | None = None, env: dict[str, str] 
         why_stopped = ""
         try:
             why_stopped = _wait(qemu, started, timeout, idle_timeout, last_line_at)
+            if why_stopped:
+                why_stopped += "; the outer CPU then:\n" + ask_monitor(monitor_path(job), HANG_QUESTIONS)
         finally:  # on a timeout, and when the caller is interrupted: no QEMU left behind
             if qemu.poll() is None:
                 qemu.kill()
@@ -186,6 +203,53 @@ def _wait(qemu: subprocess.Popen, started: float, timeout: float, idle_timeout: 
             return ""
         except subprocess.TimeoutExpired:
             continue
+
+
+# What the QEMU monitor is asked about a lane that stopped printing: where the outer CPU is
+# (looping in the outer kernel, halted, or inside the kvmpy guest: the instruction pointer and
+# its code tell; the outer kernel runs without KASLR so its addresses are the same every boot),
+# whether its local APIC timer is still armed, and where it is again a moment later.
+HANG_QUESTIONS = ("info registers", "x/12i $pc", "info lapic", "info registers")
+
+
+def ask_monitor(path: str, questions: tuple[str, ...], timeout: float = 5.0) -> str:
+    """QEMU's human-monitor answers to `questions` (asked over QMP, which returns them as plain
+    text), or why QEMU could not be asked."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+            connection.settimeout(timeout)
+            connection.connect(path)
+            with connection.makefile("rwb") as qmp:
+                _qmp_reply(qmp)  # the greeting
+                _qmp_request(qmp, {"execute": "qmp_capabilities"})
+                answers = []
+                for question in questions:
+                    answer = _qmp_request(qmp, {"execute": "human-monitor-command",
+                                                "arguments": {"command-line": question}})
+                    answers.append(f"({question})\n{answer}")
+                    time.sleep(0.5)  # the sampling interval: does the CPU move between the samples?
+                return "".join(answers).replace("\r", "")
+    except (OSError, ValueError) as why:
+        return f"(QEMU's monitor did not answer: {why})"
+
+
+def _qmp_request(qmp, request: dict):
+    qmp.write(json.dumps(request).encode() + b"\n")
+    qmp.flush()
+    return _qmp_reply(qmp).get("return", "")
+
+
+def _qmp_reply(qmp) -> dict:
+    """The next reply or greeting; asynchronous events in between are skipped."""
+    while True:
+        line = qmp.readline()
+        if not line:
+            raise ValueError("QMP connection closed")
+        message = json.loads(line)
+        if "event" not in message:
+            if "error" in message:
+                raise ValueError(message["error"].get("desc", "QMP error"))
+            return message
 
 
 def _read_console(pipe, lines: list[str], echo, last_line_at: list[float]) -> None:

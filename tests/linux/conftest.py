@@ -43,7 +43,7 @@ def _skip_unless_kvm_runs_linux() -> None:
 
     runs, why = kvm_runs_linux_user_space()
     if not runs:
-        pytest.skip(why)
+        pytest.skip(f"{why}; the hardware-virtualization lane runs these (pytest -m nested)")
 
 
 class GuestPath(NamedTuple):

@@ -1,13 +1,16 @@
 """The nested lane's pure parts: module dependencies and load order, the outer initramfs, the
 QEMU command, the command script, and reading the console (no QEMU started)."""
 
+import json
 import shlex
+import socket
 import subprocess
+import threading
 
 import pytest
 
 from kvmpy.nested.image import INIT_SCRIPT, LaneUnavailable, build_archive, load_order, module_dependencies
-from kvmpy.nested.lane import command_script, parse_console, qemu_command
+from kvmpy.nested.lane import ask_monitor, command_script, parse_console, qemu_command
 
 
 def fake_module(depends: str) -> bytes:
@@ -80,8 +83,10 @@ def test_the_init_script_is_valid_shell():
 
 
 def test_qemu_gets_amd_v_the_host_root_read_only_and_the_shares_writable():
-    command = qemu_command("/k", "/i", "/tmp/job", "4G", 2, writable=("/tmp/out",))
+    command = qemu_command("/usr/bin/qemu-system-x86_64", "/k", "/i", "/tmp/job", "4G", 2, writable=("/tmp/out",))
     text = " ".join(command)
+    assert command[0] == "/usr/bin/qemu-system-x86_64"
+    assert "unix:/tmp/job/qmp.sock,server=on,wait=off" in command
     assert command[command.index("-cpu") + 1].startswith("EPYC,+svm,+npt")
     assert "local,id=hostroot,path=/,readonly=on" in text
     assert "local,id=job,path=/tmp/job,security_model=none" in text
@@ -123,3 +128,41 @@ def test_a_silent_lane_is_stopped_as_hung_and_a_finished_one_is_not():
         silent.wait()
     done = subprocess.Popen(["true"])
     assert _wait(done, time.monotonic(), timeout=30, idle_timeout=20, last_line_at=[time.monotonic()]) == ""
+
+
+def test_a_hung_lane_s_monitor_is_asked_each_question_in_turn(tmp_path):
+    """A stand-in for QEMU's QMP socket: greeting, capabilities, then an event before each answer."""
+    path = str(tmp_path / "qmp.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(1)
+    requests = []
+
+    def qmp():
+        connection, _ = server.accept()
+        with connection, connection.makefile("rwb") as stream:
+            stream.write(b'{"QMP": {"version": {}, "capabilities": []}}\n')
+            stream.flush()
+            for line in stream:
+                request = json.loads(line)
+                requests.append(request)
+                if request["execute"] == "qmp_capabilities":
+                    reply = {"return": {}}
+                else:
+                    stream.write(b'{"event": "RTC_CHANGE", "data": {}}\n')
+                    reply = {"return": "answer to " + request["arguments"]["command-line"] + "\r\n"}
+                stream.write(json.dumps(reply).encode() + b"\n")
+                stream.flush()
+
+    thread = threading.Thread(target=qmp)
+    thread.start()
+    answers = ask_monitor(path, ("info registers", "x/2i $pc"))
+    thread.join()
+    server.close()
+    assert [request["execute"] for request in requests] == ["qmp_capabilities", "human-monitor-command",
+                                                             "human-monitor-command"]
+    assert answers == "(info registers)\nanswer to info registers\n(x/2i $pc)\nanswer to x/2i $pc\n"
+
+
+def test_a_monitor_that_is_not_there_is_reported_not_raised(tmp_path):
+    assert "did not answer" in ask_monitor(str(tmp_path / "none.sock"), ("info registers",))
