@@ -31,6 +31,10 @@ KERNEL_METAPACKAGE = "linux-image-amd64"
 MODULES = ("kvm_amd", "9p", "9pnet_virtio", "virtio_pci", "overlay", "tun")
 HOST_ROOT_TAG = "hostroot"  # the 9p mount tag of the host's / (read-only)
 JOB_TAG = "job"  # the 9p mount tag of the job directory (read-write): command, env, status
+# While the outer kernel runs, its init touches job/HEARTBEAT_FILE every HEARTBEAT_INTERVAL
+# seconds: the host tells an outer VM that froze from a command that is quiet.
+HEARTBEAT_FILE = "heartbeat"
+HEARTBEAT_INTERVAL = 2
 
 # The outer VM's /init. The job directory (kvmpy.lane.job=PATH on the command line) holds
 # command.sh and the list of writable shares; the init runs the command in a chroot of the host's / with a tmpfs overlay, its output on
@@ -88,9 +92,13 @@ while read -r tag path; do
 done < "/newroot$job/shares"
 hostname kvmpy-lane
 
+( while :; do touch "/newroot$job/{HEARTBEAT_FILE}"; sleep {HEARTBEAT_INTERVAL}; done ) </dev/null >/dev/null 2>&1 &
+heartbeat=$!
+
 echo KVMPY-LANE-BEGIN
 chroot /newroot /bin/sh "$job/command.sh" </dev/null
 status=$?
+kill $heartbeat
 echo "KVMPY-LANE-END status=$status"
 echo "$status" > "/newroot$job/status"
 sync

@@ -13,12 +13,10 @@ figures measured there with each other, never with figures from the outer host.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,7 +25,8 @@ import time
 from typing import Callable, NamedTuple
 
 from ..linux import marked_output
-from .image import HOST_ROOT_TAG, JOB_TAG, LaneUnavailable, ensure_lane_image
+from .image import HEARTBEAT_FILE, HEARTBEAT_INTERVAL, HOST_ROOT_TAG, JOB_TAG, LaneUnavailable, ensure_lane_image
+from .qmp import Qmp, QmpError
 
 QEMU = "qemu-system-x86_64"
 QEMU_PACKAGE = "qemu-system-x86"
@@ -36,11 +35,8 @@ QEMU_ENV = "KVMPY_LANE_QEMU"  # another QEMU binary for the lane (default: qemu-
 # TCG does not implement (QEMU would warn about each and drop it anyway).
 CPU_MODEL = ("EPYC,+svm,+npt,-rdseed,-sha-ni,-fxsr-opt,-misalignsse,-3dnowprefetch,-osvw,-topoext,"
              "-nrip-save,-xsavec")
-# One outer CPU on one TCG thread. With two outer CPUs the outer VM froze (its clock stopped,
-# no lockup report, QEMU spinning) during 2-vCPU kvmpy guests: after ~20 runs with
-# multi-threaded TCG, twice more in whole suites, once single-threaded; QEMU 7.2's nested SVM
-# apparently loses a cross-CPU kick while the target CPU is in guest mode. With one outer CPU:
-# 30 of 30 2-vCPU tiny guests and 2-vCPU Linux boots, as fast (the lane is exit-bound).
+# One outer CPU on one TCG thread: as fast as two here (the lane is exit-bound), and the
+# freeze described at FROZEN_AFTER came more often with two outer CPUs and multi-threaded TCG.
 TCG_THREADS = "single"
 DEFAULT_MEM = "4G"
 DEFAULT_CPUS = 1
@@ -60,7 +56,7 @@ class LaneResult(NamedTuple):
     console: str  # everything the outer VM printed
     seconds: float  # QEMU start to exit
     message: str  # why there is no status, when there is none
-    timed_out: bool  # stopped for `timeout`, or for silence longer than `idle_timeout`
+    timed_out: bool  # stopped: for `timeout`, silence longer than `idle_timeout`, or a freeze
 
     @property
     def outer_kernel_lines(self) -> list[str]:
@@ -166,9 +162,7 @@ def run_in_lane(argv: list[str], *, cwd: str | None = None, env: dict[str, str] 
         reader.start()
         why_stopped = ""
         try:
-            why_stopped = _wait(qemu, started, timeout, idle_timeout, last_line_at)
-            if why_stopped:
-                why_stopped += "; the outer CPU then:\n" + ask_monitor(monitor_path(job), HANG_QUESTIONS)
+            why_stopped = _wait(qemu, job, started, timeout, idle_timeout, last_line_at)
         finally:  # on a timeout, and when the caller is interrupted: no QEMU left behind
             if qemu.poll() is None:
                 qemu.kill()
@@ -188,7 +182,7 @@ def run_in_lane(argv: list[str], *, cwd: str | None = None, env: dict[str, str] 
     return LaneResult(status, output, console, seconds, message, bool(why_stopped))
 
 
-def _wait(qemu: subprocess.Popen, started: float, timeout: float, idle_timeout: float | None,
+def _wait(qemu: subprocess.Popen, job: str, started: float, timeout: float, idle_timeout: float | None,
           last_line_at: list[float]) -> str:
     """Wait for QEMU to exit; return why it had to be stopped instead ('' if it exited)."""
     deadline = started + timeout
@@ -198,6 +192,10 @@ def _wait(qemu: subprocess.Popen, started: float, timeout: float, idle_timeout: 
             return f"the lane printed nothing for {idle_timeout:.0f} s (the outer VM is taken to have hung)"
         if now >= deadline:
             return f"the lane was still running after {timeout:.0f} s"
+        silent = heartbeat_age(job)
+        if silent is not None and silent > FROZEN_AFTER and qemu.poll() is None:
+            return (f"the outer VM froze {now - started:.0f} s in (no heartbeat for {silent:.0f} s); "
+                    f"the outer CPU then:\n{ask_monitor(monitor_path(job), HANG_QUESTIONS)}")
         try:
             qemu.wait(min(deadline - now, 1.0))
             return ""
@@ -205,51 +203,42 @@ def _wait(qemu: subprocess.Popen, started: float, timeout: float, idle_timeout: 
             continue
 
 
-# What the QEMU monitor is asked about a lane that stopped printing: where the outer CPU is
-# (looping in the outer kernel, halted, or inside the kvmpy guest: the instruction pointer and
-# its code tell; the outer kernel runs without KASLR so its addresses are the same every boot),
-# whether its local APIC timer is still armed, and where it is again a moment later.
+# The outer VM freezes now and then (QEMU 7.2 and 10.0 alike; about one 2-vCPU kvmpy Linux boot
+# in 10 here): its CPU stays in the kvmpy guest, which spins waiting for its other vCPU (a
+# lock, an IPI, the APIC timer calibration), while the outer kernel's timer interrupt sits in
+# the outer local APIC's IRR and never becomes the #VMEXIT that would let the outer kernel
+# schedule that vCPU. Neither stopping and continuing the VM nor an NMI revived it (tried once), so
+# the host only tells such a freeze apart, quickly, and says where the CPU was.
+FROZEN_AFTER = 15 * HEARTBEAT_INTERVAL  # seconds without a heartbeat: the outer VM froze
+
+
+def heartbeat_age(job: str) -> float | None:
+    """Seconds since the outer VM's init last touched the heartbeat (None: not started yet)."""
+    try:
+        return time.time() - os.stat(os.path.join(job, HEARTBEAT_FILE)).st_mtime
+    except OSError:
+        return None
+
+
+# What the monitor is asked about an outer VM that froze: where its CPU is (in the outer
+# kernel, or in the kvmpy guest: its RIP and code tell; the outer kernel runs without KASLR so
+# its addresses are the same every boot), its local APIC (a timer interrupt pending in IRR and
+# not taken is the known freeze), and where the CPU is a moment later.
 HANG_QUESTIONS = ("info registers", "x/12i $pc", "info lapic", "info registers")
 
 
 def ask_monitor(path: str, questions: tuple[str, ...], timeout: float = 5.0) -> str:
-    """QEMU's human-monitor answers to `questions` (asked over QMP, which returns them as plain
-    text), or why QEMU could not be asked."""
+    """The human-monitor answers to `questions`, or why QEMU could not be asked."""
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
-            connection.settimeout(timeout)
-            connection.connect(path)
-            with connection.makefile("rwb") as qmp:
-                _qmp_reply(qmp)  # the greeting
-                _qmp_request(qmp, {"execute": "qmp_capabilities"})
-                answers = []
-                for question in questions:
-                    answer = _qmp_request(qmp, {"execute": "human-monitor-command",
-                                                "arguments": {"command-line": question}})
-                    answers.append(f"({question})\n{answer}")
-                    time.sleep(0.5)  # the sampling interval: does the CPU move between the samples?
-                return "".join(answers).replace("\r", "")
-    except (OSError, ValueError) as why:
+        with Qmp(path, timeout) as qmp:
+            answers = []
+            for index, question in enumerate(questions):
+                if index:
+                    time.sleep(0.3)  # the sampling interval: does the CPU move between the samples?
+                answers.append(f"({question})\n{qmp.human(question)}")
+            return "".join(answers)
+    except (OSError, ValueError, QmpError) as why:
         return f"(QEMU's monitor did not answer: {why})"
-
-
-def _qmp_request(qmp, request: dict):
-    qmp.write(json.dumps(request).encode() + b"\n")
-    qmp.flush()
-    return _qmp_reply(qmp).get("return", "")
-
-
-def _qmp_reply(qmp) -> dict:
-    """The next reply or greeting; asynchronous events in between are skipped."""
-    while True:
-        line = qmp.readline()
-        if not line:
-            raise ValueError("QMP connection closed")
-        message = json.loads(line)
-        if "event" not in message:
-            if "error" in message:
-                raise ValueError(message["error"].get("desc", "QMP error"))
-            return message
 
 
 def _read_console(pipe, lines: list[str], echo, last_line_at: list[float]) -> None:

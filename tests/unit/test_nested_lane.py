@@ -2,15 +2,18 @@
 QEMU command, the command script, and reading the console (no QEMU started)."""
 
 import json
+import os
+import pathlib
 import shlex
 import socket
 import subprocess
 import threading
+import time
 
 import pytest
 
-from kvmpy.nested.image import INIT_SCRIPT, LaneUnavailable, build_archive, load_order, module_dependencies
-from kvmpy.nested.lane import ask_monitor, command_script, parse_console, qemu_command
+from kvmpy.nested.image import HEARTBEAT_FILE, INIT_SCRIPT, LaneUnavailable, build_archive, load_order, module_dependencies
+from kvmpy.nested.lane import (ask_monitor, command_script, heartbeat_age, parse_console, qemu_command)
 
 
 def fake_module(depends: str) -> bytes:
@@ -111,58 +114,86 @@ def test_the_console_gives_the_output_and_the_status():
     assert parse_console("kernel panic\n") == ("", None)
 
 
-def test_a_silent_lane_is_stopped_as_hung_and_a_finished_one_is_not():
-    import time
-
+def test_a_silent_lane_is_stopped_as_hung_and_a_finished_one_is_not(tmp_path):
     from kvmpy.nested.lane import _wait
 
+    job = str(tmp_path)
     silent = subprocess.Popen(["sleep", "30"])
     try:
         started = time.monotonic()
-        why = _wait(silent, started, timeout=60, idle_timeout=0.2, last_line_at=[started])
+        why = _wait(silent, job, started, timeout=60, idle_timeout=0.2, last_line_at=[started])
         assert why.startswith("the lane printed nothing for 0 s") and time.monotonic() - started < 10
-        why = _wait(silent, started, timeout=0.3, idle_timeout=None, last_line_at=[started])
+        why = _wait(silent, job, started, timeout=0.3, idle_timeout=None, last_line_at=[started])
         assert why == "the lane was still running after 0 s"
     finally:
         silent.kill()
         silent.wait()
     done = subprocess.Popen(["true"])
-    assert _wait(done, time.monotonic(), timeout=30, idle_timeout=20, last_line_at=[time.monotonic()]) == ""
+    assert _wait(done, job, time.monotonic(), timeout=30, idle_timeout=20, last_line_at=[time.monotonic()]) == ""
+
+
+class FakeQmp:
+    """A stand-in for QEMU's QMP socket: the greeting, then a reply per command, each after an
+    event (which the client must skip). `on_command` may act on a command (and raise to refuse)."""
+
+    def __init__(self, path: str, on_command=lambda request: None, connections: int = 1):
+        self.requests = []
+        self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._server.bind(path)
+        self._server.listen(connections)
+        self._thread = threading.Thread(target=self._serve, args=(on_command, connections))
+        self._thread.start()
+
+    def _serve(self, on_command, connections: int) -> None:
+        for _ in range(connections):
+            connection, _ = self._server.accept()
+            with connection, connection.makefile("rwb") as stream:
+                stream.write(b'{"QMP": {"version": {}, "capabilities": []}}\n')
+                stream.flush()
+                for line in stream:
+                    request = json.loads(line)
+                    self.requests.append(request)
+                    stream.write(b'{"event": "RTC_CHANGE", "data": {}}\n')
+                    if request["execute"] == "human-monitor-command":
+                        reply = {"return": "answer to " + request["arguments"]["command-line"] + "\r\n"}
+                    else:
+                        on_command(request)
+                        reply = {"return": {}}
+                    stream.write(json.dumps(reply).encode() + b"\n")
+                    stream.flush()
+
+    def commands(self) -> list[str]:
+        self._thread.join()
+        self._server.close()
+        return [request["execute"] for request in self.requests]
 
 
 def test_a_hung_lane_s_monitor_is_asked_each_question_in_turn(tmp_path):
-    """A stand-in for QEMU's QMP socket: greeting, capabilities, then an event before each answer."""
-    path = str(tmp_path / "qmp.sock")
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(path)
-    server.listen(1)
-    requests = []
-
-    def qmp():
-        connection, _ = server.accept()
-        with connection, connection.makefile("rwb") as stream:
-            stream.write(b'{"QMP": {"version": {}, "capabilities": []}}\n')
-            stream.flush()
-            for line in stream:
-                request = json.loads(line)
-                requests.append(request)
-                if request["execute"] == "qmp_capabilities":
-                    reply = {"return": {}}
-                else:
-                    stream.write(b'{"event": "RTC_CHANGE", "data": {}}\n')
-                    reply = {"return": "answer to " + request["arguments"]["command-line"] + "\r\n"}
-                stream.write(json.dumps(reply).encode() + b"\n")
-                stream.flush()
-
-    thread = threading.Thread(target=qmp)
-    thread.start()
-    answers = ask_monitor(path, ("info registers", "x/2i $pc"))
-    thread.join()
-    server.close()
-    assert [request["execute"] for request in requests] == ["qmp_capabilities", "human-monitor-command",
-                                                             "human-monitor-command"]
+    qmp = FakeQmp(str(tmp_path / "qmp.sock"))
+    answers = ask_monitor(str(tmp_path / "qmp.sock"), ("info registers", "x/2i $pc"))
+    assert qmp.commands() == ["qmp_capabilities", "human-monitor-command", "human-monitor-command"]
     assert answers == "(info registers)\nanswer to info registers\n(x/2i $pc)\nanswer to x/2i $pc\n"
 
 
 def test_a_monitor_that_is_not_there_is_reported_not_raised(tmp_path):
     assert "did not answer" in ask_monitor(str(tmp_path / "none.sock"), ("info registers",))
+
+
+def test_a_frozen_outer_vm_is_told_by_its_heartbeat_and_the_monitor_is_asked_where_it_is(tmp_path):
+    from kvmpy.nested.lane import FROZEN_AFTER, _wait
+
+    heartbeat = tmp_path / HEARTBEAT_FILE
+    assert heartbeat_age(str(tmp_path)) is None  # the init has not started it: no verdict
+    heartbeat.touch()
+    os.utime(heartbeat, (time.time() - FROZEN_AFTER - 1, time.time() - FROZEN_AFTER - 1))
+    qmp = FakeQmp(str(tmp_path / "qmp.sock"))
+    running = subprocess.Popen(["sleep", "30"])
+    try:
+        started = time.monotonic()
+        why = _wait(running, str(tmp_path), started, timeout=60, idle_timeout=None, last_line_at=[started])
+    finally:
+        running.kill()
+        running.wait()
+    assert why.startswith("the outer VM froze 0 s in (no heartbeat for "), why
+    assert "answer to info lapic" in why
+    assert qmp.commands()[0] == "qmp_capabilities"
