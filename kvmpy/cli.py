@@ -94,7 +94,7 @@ def _run(args) -> int:
             reason = machine.run(timeout=args.timeout)
         if args.stats:
             print(format_stats(machine.stats()), file=sys.stderr)
-    if reason.kind in ("shutdown", "error", "timeout"):
+    if reason.kind in ("shutdown", "error", "timeout", "panic"):
         print(f"kvmpy: {reason.message}", file=sys.stderr)
     return reason.exit_code
 
@@ -114,6 +114,8 @@ def format_stats(stats: dict) -> str:
         lines.append(f"  instructions executed by the interpreter: {stats['interpreted_instructions']}")
     if stats.get("boot_seconds") is not None:
         lines.append(f"  time to init (boot-timer port): {stats['boot_seconds']:.2f} s")
+    if stats.get("panic_to_stop_seconds") is not None:
+        lines.append(f"  kernel panic line to stop: {stats['panic_to_stop_seconds']:.3f} s")
     for address, count in sorted(stats.get("unclaimed", {}).items()):
         lines.append(f"  unclaimed {address}: {count} accesses")
     return "\n".join(lines)

@@ -26,6 +26,7 @@ from .accel import create_accelerator
 from .loader import BootImage, load_image
 from .loader.mptable import write_mptable
 from .memory import GuestMemory
+from .panic import PanicWatch
 
 DEFAULT_MEM_SIZE = 256 * layout.MiB
 MIN_MEM_SIZE = 2 * layout.MiB  # room for the boot structures and a 1 MiB-based image
@@ -64,6 +65,7 @@ class Machine:
             self.memory.close()
             raise
         self.buses = Buses()
+        self.panic_watch = PanicWatch(self.request_stop)
         self._add_legacy_devices(serial_output)
         self.runners = self.accel.create_runners(self.buses, self.request_stop)
         self.image: BootImage | None = None
@@ -84,7 +86,12 @@ class Machine:
     # --- devices -----------------------------------------------------------------------------
     def _add_legacy_devices(self, serial_output: Callable[[bytes], None]) -> None:
         ports = self.buses.ports
-        self.serial = Uart16550(self.accel.irq_line(layout.COM1_IRQ), serial_output)
+
+        def console(data: bytes) -> None:
+            serial_output(data)
+            self.panic_watch.feed(data)
+
+        self.serial = Uart16550(self.accel.irq_line(layout.COM1_IRQ), console)
         ports.insert(self.serial, layout.COM1_PORT, layout.COM_PORT_LENGTH, "com1")
         i8042 = I8042(self._on_i8042_reset)
         ports.insert(i8042, layout.I8042_DATA_PORT, 1, "i8042-data")
@@ -122,6 +129,7 @@ class Machine:
 
     def request_stop(self, reason: StopReason) -> None:
         """Stop the VM for `reason`; the first reason given wins. Safe from any thread."""
+        reason = self.panic_watch.explain(reason)
         with self._stop_lock:
             if self.stop_reason is None:
                 self.stop_reason = reason
@@ -153,8 +161,8 @@ class Machine:
         return self.stop_reason
 
     def stats(self) -> dict:
-        """What the run cost: exits, fallbacks by instruction, time to init, unclaimed I/O, and
-        how each virtio device was driven."""
+        """What the run cost: exits, fallbacks by instruction, time to init, unclaimed I/O, how
+        each virtio device was driven, and how long a panic took to stop the VM."""
         booted = self.boot_timer.booted_at
         return {
             "accel": self.accel.name,
@@ -162,6 +170,8 @@ class Machine:
             "boot_seconds": None if booted is None or self.started_at is None else booted - self.started_at,
             "unclaimed": dict(self.buses.unclaimed),
             "virtio": {slot.transport.name: slot.stats() for slot in self.virtio_slots},
+            "panic_to_stop_seconds": (None if self.panic_watch.seen_at is None or self.stopped_at is None
+                                      else self.stopped_at - self.panic_watch.seen_at),
             **self.accel.stats(self.runners),
         }
 
@@ -172,6 +182,7 @@ class Machine:
         return max(0.0, min(HALT_CHECK_INTERVAL, deadline - time.monotonic()))
 
     def close(self) -> None:
+        self.panic_watch.close()
         for slot in self.virtio_slots:
             slot.close()
         self.accel.close()

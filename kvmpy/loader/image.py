@@ -41,11 +41,24 @@ def write_cmdline(memory: GuestMemory, cmdline: str) -> int:
     return layout.CMDLINE_ADDR
 
 
+# Added to a Linux command line that does not choose what a panic does: reboot at once, which
+# kvmpy reports as the panic it was (kvmpy/panic.py) instead of waiting for a kernel that spins.
+LINUX_PANIC_OPTION = "panic=-1"
+
+
+def linux_cmdline(cmdline: str) -> str:
+    """The command line a Linux kernel gets: the user's, with LINUX_PANIC_OPTION unless it sets panic=."""
+    if any(option.startswith("panic=") for option in cmdline.split()):
+        return cmdline
+    return f"{cmdline} {LINUX_PANIC_OPTION}".strip()
+
+
 def load_image(path: str, memory: GuestMemory, cmdline: str = "", initrd: str | None = None) -> BootImage:
     data = read_image(path, memory)
-    cmdline_addr = write_cmdline(memory, cmdline)
     if is_bzimage(data):
-        return load_bzimage(data, memory, cmdline_addr, cmdline, initrd, path)
+        cmdline = linux_cmdline(cmdline)
+        return load_bzimage(data, memory, write_cmdline(memory, cmdline), cmdline, initrd, path)
+    write_cmdline(memory, cmdline)  # ELF guests find it at layout.CMDLINE_ADDR
     if is_elf(data):
         if initrd is not None:
             raise ConfigError(f"{path}: --initrd needs a Linux kernel (bzImage or vmlinux with a PVH note)")

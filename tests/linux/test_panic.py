@@ -1,0 +1,41 @@
+"""A guest kernel panic ends `kvmpy run` with status 3 and the panic's first line, however the
+kernel was told to behave after a panic (kvmpy/panic.py): a garbage initrd and no root= make
+the test kernel panic in VFS, without user space (so it takes seconds in the interpreter)."""
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = [pytest.mark.linux, pytest.mark.panic]
+
+BOOT_TIMEOUT = 600
+PANIC_LINE = "Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)"
+
+
+@pytest.fixture(scope="module")
+def garbage_initrd(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("panic") / "garbage.img"
+    path.write_bytes(os.urandom(64 * 1024))
+    return str(path)
+
+
+@pytest.mark.parametrize("panic_option, stopped_by", [
+    pytest.param("", "the panic's own reboot (kvmpy adds panic=-1)", id="reboots"),
+    pytest.param("panic=0", "the end of the panic report (the kernel then spins)", id="spins"),
+    pytest.param("panic=60", "the grace period (the kernel waits a minute before it reboots)", id="waits"),
+])
+def test_a_kernel_panic_ends_the_run_with_status_3_and_its_first_line(test_kernel, garbage_initrd, linux_accel,
+                                                                    panic_option, stopped_by):
+    run = subprocess.run([sys.executable, "-m", "kvmpy", "run", test_kernel, "--initrd", garbage_initrd,
+                          "--cmdline", f"console=ttyS0 {panic_option}".strip(), "--accel", linux_accel,
+                          "--timeout", str(BOOT_TIMEOUT), "--stats"],
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=BOOT_TIMEOUT + 60)
+    assert run.returncode == 3, (stopped_by, run.stdout[-3000:], run.stderr)
+    assert f"kvmpy: guest kernel panic: {PANIC_LINE}\n" in run.stderr
+    assert PANIC_LINE in run.stdout  # the console got the report too
+    latency = re.search(r"kernel panic line to stop: (\d+\.\d+) s", run.stderr)
+    assert latency, run.stderr
+    print(f"{linux_accel} {panic_option or '(panic=-1)'}: stopped by {stopped_by}, {latency.group(1)} s after the line")
