@@ -26,6 +26,7 @@ NAMED_CAPABILITIES = {
     "set_guest_debug": lib.KVM_CAP_SET_GUEST_DEBUG,
     "vcpu_events": lib.KVM_CAP_VCPU_EVENTS,
     "mp_state": lib.KVM_CAP_MP_STATE,
+    "tsc_deadline_timer": lib.KVM_CAP_TSC_DEADLINE_TIMER,
 }
 
 

@@ -31,7 +31,8 @@ class KvmAccelerator:
         self.vm.map_memory(memory)
         self.vcpus = [self.vm.create_vcpu(index) for index in range(cpus)]
         supported = self.kvm.supported_cpuid()
-        self.cpuid = [vcpu_cpuid(supported, vcpu.index, cpus) for vcpu in self.vcpus]
+        tsc_deadline = bool(self.kvm.check_extension(lib.KVM_CAP_TSC_DEADLINE_TIMER))
+        self.cpuid = [vcpu_cpuid(supported, vcpu.index, cpus, tsc_deadline) for vcpu in self.vcpus]
         for vcpu, entries in zip(self.vcpus, self.cpuid):
             vcpu.set_cpuid(entries)
         self.fallback_burst = fallback_burst  # 0: leave emulation failures unhandled
