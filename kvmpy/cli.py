@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--console", metavar="file=PATH", help="virtio-console (hvc0) whose output goes to PATH")
     run.add_argument("--virtio-path", choices=("eventfd", "exit"), default="eventfd",
                      help="queue notifies via ioeventfd/irqfd (default) or via exits to Python")
+    run.add_argument("--virtio-transport", choices=("pci", "mmio"), default="pci",
+                     help="virtio devices as PCI functions (default: what every common kernel finds) or as "
+                          "virtio-mmio windows announced on the command line (kernels with VIRTIO_MMIO_CMDLINE_DEVICES)")
     run.add_argument("--accel", choices=("auto", "kvm", "interp"), default="auto",
                      help="kvm: /dev/kvm with the interpreter for what KVM cannot emulate; interp: all in "
                           "software; auto (default): kvm where /dev/kvm is usable")
@@ -127,12 +130,12 @@ def attach_virtio_devices(machine, args, resources: contextlib.ExitStack) -> Non
         return  # and spare start-up the virtio imports
     from .virtio import BlockDevice, ConsoleDevice, NetDevice, RngDevice
 
-    fast = args.virtio_path == "eventfd"
+    fast, transport = args.virtio_path == "eventfd", args.virtio_transport
     for spec in args.disk:
         path, _, option = spec.partition(",")
         if option not in ("", "ro"):
             raise ConfigError(f"--disk {spec}: the only option is ',ro'")
-        machine.add_virtio(BlockDevice(path, read_only=option == "ro"), fast)
+        machine.add_virtio(BlockDevice(path, read_only=option == "ro"), fast, transport)
     for spec in args.net:
         from .virtio.tap import open_tap
 
@@ -142,9 +145,9 @@ def attach_virtio_devices(machine, args, resources: contextlib.ExitStack) -> Non
             if not option.startswith("mac="):
                 raise ConfigError(f"--net {spec}: the only option is ',mac=MAC'")
             mac = parse_mac(option[4:])
-        machine.add_virtio(NetDevice(open_tap(backend_spec), mac=mac), fast)
+        machine.add_virtio(NetDevice(open_tap(backend_spec), mac=mac), fast, transport)
     if args.rng:
-        machine.add_virtio(RngDevice(), fast)
+        machine.add_virtio(RngDevice(), fast, transport)
     if args.console:
         kind, _, path = args.console.partition("=")
         if kind != "file" or not path:
@@ -153,7 +156,7 @@ def attach_virtio_devices(machine, args, resources: contextlib.ExitStack) -> Non
             log = resources.enter_context(open(path, "ab", buffering=0))
         except OSError as error:
             raise ConfigError(f"--console {path}: {error.strerror}") from None
-        machine.add_virtio(ConsoleDevice(log.write), fast)
+        machine.add_virtio(ConsoleDevice(log.write), fast, transport)
 
 
 def parse_mac(text: str) -> bytes:

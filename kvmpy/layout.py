@@ -40,6 +40,8 @@ KVM_TSS_ADDR = 0xFFFB_D000
 KVM_IDENTITY_MAP_ADDR = 0xFFFB_C000
 
 # --- MMIO windows (inside the hole) -------------------------------------------------------
+PCI_MMIO_BASE = 0xC000_0000  # where kvmpy, as firmware would, places PCI BARs
+PCI_MMIO_SIZE = 0x1000_0000
 VIRTIO_MMIO_BASE = 0xD000_0000
 VIRTIO_MMIO_SIZE = 0x1000
 VIRTIO_MMIO_MAX_DEVICES = 16
@@ -71,6 +73,8 @@ BOOT_TIMER_PORT = 0xF5  # a guest writes here once user space starts; the VMM re
 BENCH_PORT = 0xF6  # a do-nothing device: the exit-cost benchmark's guest writes here in a loop
 COM1_PORT = 0x3F8
 COM_PORT_LENGTH = 8
+PCI_CONFIG_PORT = 0xCF8  # configuration mechanism #1: address at +0, data at +4..+7
+PCI_CONFIG_PORT_LENGTH = 8
 
 # --- ISA IRQs (routed through KVM's in-kernel PIC and IOAPIC) ------------------------------
 PIT_IRQ = 0

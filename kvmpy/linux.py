@@ -93,13 +93,15 @@ def run_command(
     rng: bool = False,
     net: str | None = None,
     virtio_path: str = "eventfd",
+    virtio_transport: str = "pci",
     echo=None,
 ) -> CommandResult:
     """Boot `kernel` with `initrd`, run `command` in the guest, power off; return what happened.
 
     `disks` are (path, read_only) pairs attached as virtio-blk (vda, vdb, ...); `rng` adds a
     virtio-rng; `net` a virtio-net on a TAP ('auto' or 'tap=NAME', as --net); `virtio_path`
-    is 'eventfd' (ioeventfd/irqfd where the accelerator has them) or 'exit', as --virtio-path.
+    is 'eventfd' (ioeventfd/irqfd where the accelerator has them) or 'exit', as --virtio-path;
+    `virtio_transport` 'pci' or 'mmio', as --virtio-transport.
     """
     from .accel import accelerator_for_image
     from .machine import Machine
@@ -115,11 +117,11 @@ def run_command(
     accel = accelerator_for_image(accel, kernel)
     with Machine(mem_size=mem_size, cpus=cpus, serial_output=log.write, accel=accel) as machine:
         for path, read_only in disks:
-            machine.add_virtio(BlockDevice(path, read_only=read_only), fast)
+            machine.add_virtio(BlockDevice(path, read_only=read_only), fast, virtio_transport)
         if net is not None:
-            machine.add_virtio(NetDevice(open_tap(net)), fast)
+            machine.add_virtio(NetDevice(open_tap(net)), fast, virtio_transport)
         if rng:
-            machine.add_virtio(RngDevice(), fast)
+            machine.add_virtio(RngDevice(), fast, virtio_transport)
         machine.load(kernel, command_cmdline(command, cmdline), initrd)
         stop = machine.run(timeout=timeout)
         stats = machine.stats()

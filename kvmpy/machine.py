@@ -27,6 +27,7 @@ from .loader import BootImage, load_image
 from .loader.mptable import write_mptable
 from .memory import GuestMemory
 from .panic import PanicWatch
+from .pci import PciRoot
 
 DEFAULT_MEM_SIZE = 256 * layout.MiB
 MIN_MEM_SIZE = 2 * layout.MiB  # room for the boot structures and a 1 MiB-based image
@@ -67,17 +68,19 @@ class Machine:
         self.buses = Buses()
         self.panic_watch = PanicWatch(self.request_stop)
         self._add_legacy_devices(serial_output)
+        self.pci = PciRoot(self.buses.ports, self.buses.mmio)
         self.runners = self.accel.create_runners(self.buses, self.request_stop)
         self.image: BootImage | None = None
         self.started_at: float | None = None
         self.stopped_at: float | None = None
         self.virtio_slots = []  # see virtio_slots.attach_virtio; announced on the cmdline
 
-    def add_virtio(self, device, fast_path: bool = True):
-        """Attach a virtio device (before `load`, which announces it on the command line)."""
+    def add_virtio(self, device, fast_path: bool = True, transport: str = "pci"):
+        """Attach a virtio device over virtio-pci or virtio-mmio (before `load`, which writes
+        the MP table with its PCI route, or announces an mmio device on the command line)."""
         from .virtio_slots import attach_virtio
 
-        return attach_virtio(self, device, fast_path)
+        return attach_virtio(self, device, fast_path, transport)
 
     @property
     def vcpus(self):
@@ -123,7 +126,7 @@ class Machine:
         """Load an image and put every vCPU at its entry point."""
         announced = " ".join([cmdline] + [slot.cmdline for slot in self.virtio_slots]).strip()
         self.image = load_image(path, self.memory, announced, initrd)
-        write_mptable(self.memory, len(self.runners))
+        write_mptable(self.memory, len(self.runners), self.pci.routes)
         self.accel.start(self.image)
         return self.image
 

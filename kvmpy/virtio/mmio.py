@@ -181,6 +181,10 @@ class VirtioMmioTransport(VirtioTransport):
             setattr(queue, attr, getattr(queue, attr) & ~(0xFFFF_FFFF << shift) | value << shift)
         return True
 
+    def notify_points(self, base: int) -> list[tuple[int, int]]:
+        """(address, width) of each queue's notify register, for a window at `base`."""
+        return [(base + QUEUE_NOTIFY, 4)] * len(self.queues)
+
     def signal(self, cause: int, queue_index: int | None) -> None:
         self.interrupt_status |= cause
         self.irq.pulse()

@@ -49,7 +49,10 @@ from .constants import (
     USED_RING_ALIGN,
 )
 from .device import VirtioDevice
+from ..pci.config import CAPABILITIES_POINTER
+from . import pci
 from .mmio import VirtioMmioTransport
+from .pci import VirtioPciTransport
 
 _DESC = struct.Struct("<QIHH")
 _USED_ELEM = struct.Struct("<II")
@@ -287,6 +290,94 @@ class MockDriver:
         self.transport.write(CONFIG_SPACE + offset, size, value)
 
 
+class MockPciDriver(MockDriver):
+    """Drives a `VirtioPciTransport` the way Linux's virtio-pci (modern) driver does: it finds
+    the common, notify, ISR and device regions by walking the vendor capabilities, then runs
+    the same sequence as `MockDriver` through them."""
+
+    def __init__(self, transport, memory: GuestMemory, allocator: GuestAllocator):
+        super().__init__(transport, memory, allocator)
+        self.regions: dict[int, int] = {}  # cfg_type -> offset in BAR 0
+        config = transport.config
+        pointer = config.read(CAPABILITIES_POINTER, 1)
+        while pointer:
+            if config.read(pointer, 1) == pci.CAP_VENDOR_SPECIFIC:
+                cfg_type = config.read(pointer + 3, 1)
+                self.regions.setdefault(cfg_type, config.read(pointer + 8, 4))
+                if cfg_type == pci.CFG_NOTIFY:
+                    self.notify_multiplier = config.read(pointer + 16, 4)
+            pointer = config.read(pointer + 1, 1)
+
+    def _common(self, offset: int, size: int, value: int | None = None) -> int:
+        address = self.regions[pci.CFG_COMMON] + offset
+        if value is None:
+            return self.transport.read(address, size)
+        self.transport.write(address, size, value)
+        return value
+
+    @property
+    def status(self) -> int:
+        return self._common(pci.DEVICE_STATUS, 1)
+
+    def set_status_bits(self, bits: int) -> None:
+        self._common(pci.DEVICE_STATUS, 1, self.status | bits)
+
+    def reset(self) -> None:
+        self._common(pci.DEVICE_STATUS, 1, 0)
+        self.queues.clear()
+
+    def device_features(self) -> int:
+        features = 0
+        for half in (0, 1):
+            self._common(pci.DEVICE_FEATURE_SELECT, 4, half)
+            features |= self._common(pci.DEVICE_FEATURE, 4) << (32 * half)
+        return features
+
+    def negotiate(self, features: int | None = None) -> int:
+        self.set_status_bits(STATUS_ACKNOWLEDGE)
+        self.set_status_bits(STATUS_DRIVER)
+        chosen = self.device_features() if features is None else features
+        for half in (0, 1):
+            self._common(pci.DRIVER_FEATURE_SELECT, 4, half)
+            self._common(pci.DRIVER_FEATURE, 4, chosen >> (32 * half) & 0xFFFF_FFFF)
+        self.set_status_bits(STATUS_FEATURES_OK)
+        if not self.status & STATUS_FEATURES_OK:
+            raise FeaturesRefused(f"device refused features {chosen:#x}")
+        return chosen
+
+    def setup_queue(self, index: int, size: int | None = None, desc: int | None = None, avail: int | None = None,
+                    used: int | None = None) -> MockSplitQueue:
+        self._common(pci.QUEUE_SELECT, 2, index)
+        size = self._common(pci.QUEUE_SIZE, 2) if size is None else size
+        ring = max(size, 1)
+        desc = self.allocator.alloc(DESC_SIZE * ring, DESC_TABLE_ALIGN) if desc is None else desc
+        avail = self.allocator.alloc(6 + 2 * ring, AVAIL_RING_ALIGN) if avail is None else avail
+        used = self.allocator.alloc(6 + USED_ELEM_SIZE * ring, USED_RING_ALIGN) if used is None else used
+        queue = MockSplitQueue(self.memory, ring, desc, avail, used)
+        self._common(pci.QUEUE_SIZE, 2, size)
+        for field, addr in ((pci.QUEUE_DESC, desc), (pci.QUEUE_DRIVER, avail), (pci.QUEUE_DEVICE, used)):
+            self._common(field, 4, addr & 0xFFFF_FFFF)  # as Linux's vp_iowrite64_twopart
+            self._common(field + 4, 4, addr >> 32)
+        self._common(pci.QUEUE_ENABLE, 2, 1)
+        self.queues[index] = queue
+        return queue
+
+    def kick(self, queue_index: int) -> None:
+        self._common(pci.QUEUE_SELECT, 2, queue_index)
+        notify_off = self._common(pci.QUEUE_NOTIFY_OFF, 2)
+        self.transport.write(self.regions[pci.CFG_NOTIFY] + notify_off * self.notify_multiplier, 2, queue_index)
+
+    def ack_interrupt(self) -> int:
+        """Read the ISR, which clears it, like the driver's INTx handler."""
+        return self.transport.read(self.regions[pci.CFG_ISR], 1)
+
+    def read_config(self, offset: int, size: int) -> int:
+        return self.transport.read(self.regions[pci.CFG_DEVICE] + offset, size)
+
+    def write_config(self, offset: int, size: int, value: int) -> None:
+        self.transport.write(self.regions[pci.CFG_DEVICE] + offset, size, value)
+
+
 class TracingGuestMemory(GuestMemory):
     """Guest memory that records every read/write/view refused for lying outside RAM.
 
@@ -316,7 +407,8 @@ class TracingGuestMemory(GuestMemory):
 
 
 class MockGuest:
-    """A device on a transport with small guest RAM, an IRQ line (recording by default), a driver.
+    """A device on a transport (mmio or pci) with small guest RAM, an IRQ line (recording by
+    default), and the matching driver.
 
     RAM is two 64 KiB regions with a hole between them ([0, 64K) and [128K, 192K)), so
     tests can aim at the hole and at region edges.  Rings are allocated from the first
@@ -327,12 +419,16 @@ class MockGuest:
     RING_AREA = (0x1000, 0x6000)
     DATA_AREA = (0x6000, 0x10000)
 
-    def __init__(self, device: VirtioDevice, irq: IrqLine | None = None):
+    def __init__(self, device: VirtioDevice, irq: IrqLine | None = None, transport: str = "mmio"):
         self.memory = TracingGuestMemory([MemoryRegion(addr, size) for addr, size in self.REGIONS])
         self.irq = irq if irq is not None else RecordingIrqLine()
         self.device = device
-        self.transport = VirtioMmioTransport(device, self.memory, self.irq)
-        self.driver = MockDriver(self.transport, self.memory, GuestAllocator(*self.RING_AREA))
+        if transport == "pci":
+            self.transport = VirtioPciTransport(device, self.memory, self.irq)
+            self.driver = MockPciDriver(self.transport, self.memory, GuestAllocator(*self.RING_AREA))
+        else:
+            self.transport = VirtioMmioTransport(device, self.memory, self.irq)
+            self.driver = MockDriver(self.transport, self.memory, GuestAllocator(*self.RING_AREA))
         self.data = GuestAllocator(*self.DATA_AREA)
 
     def buffer(self, content: bytes | int) -> int:

@@ -1,12 +1,12 @@
 """The eventfd fast path: queue kicks and interrupts that bypass the vCPU thread.
 
-Exit-driven path: a QueueNotify write exits to the VMM and `VirtioMmioTransport.write`
+Exit-driven path: a notify register write exits to the VMM and the transport's `write`
 processes the queue synchronously on the vCPU thread.
 
 Eventfd-driven path: the VMM registers each of `VirtioWorker.queue_eventfds` with KVM's
-ioeventfd at (device base + QUEUE_NOTIFY, 4 bytes, datamatch = queue index), so a kick only
-signals an eventfd and the vCPU resumes at once; the worker thread waits on those eventfds
-and processes the queue.  `EventFdIrqLine` is the other direction: registered as a KVM
+ioeventfd at the queue's notify register (the transport's `notify_points`: address, width,
+datamatch = queue index), so a kick only signals an eventfd and the vCPU resumes at once;
+the worker thread waits on those eventfds and processes the queue.  `EventFdIrqLine` is the other direction: registered as a KVM
 irqfd for the device's GSI, a `pulse()` is one eventfd write the kernel turns into an
 interrupt.
 
@@ -21,8 +21,7 @@ import selectors
 import threading
 from dataclasses import dataclass
 
-from .constants import QUEUE_NOTIFY
-from .mmio import VirtioMmioTransport
+from .transport import VirtioTransport
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +65,7 @@ class IoEventFd:
 class VirtioWorker:
     """A thread that processes a transport's queues when their notify eventfds fire."""
 
-    def __init__(self, transport: VirtioMmioTransport, name: str | None = None):
+    def __init__(self, transport: VirtioTransport, name: str | None = None):
         self.transport = transport
         self.queue_eventfds = [_new_eventfd() for _ in transport.queues]
         self._wakeup = _new_eventfd()
@@ -74,9 +73,11 @@ class VirtioWorker:
         self.kicks = 0  # queue notifications that arrived through an ioeventfd
         self._thread = threading.Thread(target=self._run, name=name or f"virtio-{transport.name}", daemon=True)
 
-    def ioeventfds(self, base: int) -> list[IoEventFd]:
-        """The ioeventfd registrations for a device whose window starts at `base`."""
-        return [IoEventFd(base + QUEUE_NOTIFY, 4, index, fd) for index, fd in enumerate(self.queue_eventfds)]
+    def ioeventfds(self, notify_points: list[tuple[int, int]]) -> list[IoEventFd]:
+        """The ioeventfd registrations for the transport's (address, width) notify register
+        per queue; the value written is the queue index."""
+        return [IoEventFd(address, width, index, fd)
+                for index, ((address, width), fd) in enumerate(zip(notify_points, self.queue_eventfds))]
 
     def start(self) -> None:
         self._thread.start()

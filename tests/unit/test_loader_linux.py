@@ -95,6 +95,24 @@ def test_mptable_checksums_and_counts():
     length = struct.unpack_from("<H", config, 4)[0]
     assert config[:4] == b"PCMP" and sum(config[:length]) & 0xFF == 0
     entry_count = struct.unpack_from("<H", config, 34)[0]
-    assert entry_count == 2 + 1 + 1 + layout.IOAPIC_PINS + 2
+    assert entry_count == 2 + 2 + 1 + layout.IOAPIC_PINS + 2
     processors = [config[44 + 20 * i : 44 + 20 * (i + 1)] for i in range(2)]
     assert [p[1] for p in processors] == [0, 1] and processors[0][3] == 3 and processors[1][3] == 1
+    buses = config[44 + 40 : 44 + 40 + 16]
+    assert buses == b"\x01\x00ISA   \x01\x01PCI   "
+
+
+def test_mptable_routes_each_pci_slot_s_inta_to_its_ioapic_input_edge_high():
+    table = build_mptable(cpus=1, pci_routes=[(1, 5), (2, 6)])
+    config = table[16:]
+    length = struct.unpack_from("<H", config, 4)[0]
+    assert sum(config[:length]) & 0xFF == 0
+    assert struct.unpack_from("<H", config, 34)[0] == 1 + 2 + 1 + layout.IOAPIC_PINS + 2 + 2
+    entries, offset = [], 44
+    while offset < length:
+        size = 20 if config[offset] == 0 else 8  # processor entries are 20 bytes, the rest 8
+        entries.append(config[offset:offset + size])
+        offset += size
+    pci = [entry for entry in entries if entry[0] == 3 and entry[4] == 1]  # I/O interrupt, source bus 1: PCI
+    # type, INT, flags (edge, active high), bus, source = slot << 2 | INTA, IOAPIC id, pin
+    assert pci == [bytes([3, 0, 0b0101, 0, 1, 1 << 2, 1, 5]), bytes([3, 0, 0b0101, 0, 1, 2 << 2, 1, 6])]

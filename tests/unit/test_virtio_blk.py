@@ -26,15 +26,16 @@ def image(tmp_path):
     return path
 
 
-def make_guest(path, **kwargs):
-    guest = MockGuest(BlockDevice(str(path), **kwargs))
+def make_guest(path, transport="mmio", **kwargs):
+    guest = MockGuest(BlockDevice(str(path), **kwargs), transport=transport)
     (guest.queue,) = guest.driver.init()
     return guest
 
 
-@pytest.fixture
-def guest(image):
-    g = make_guest(image, serial="kvmpy-serial-0001")
+@pytest.fixture(params=["mmio", pytest.param("pci", marks=pytest.mark.pci)])
+def guest(image, request):
+    """The device over each transport: the model must not know which carries it."""
+    g = make_guest(image, request.param, serial="kvmpy-serial-0001")
     yield g
     g.close()
 

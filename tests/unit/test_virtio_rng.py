@@ -9,9 +9,10 @@ from kvmpy.virtio.testing import MockGuest
 pytestmark = pytest.mark.virtio
 
 
-@pytest.fixture
-def guest():
-    g = MockGuest(RngDevice())
+@pytest.fixture(params=["mmio", pytest.param("pci", marks=pytest.mark.pci)])
+def guest(request):
+    """The device over each transport: the model must not know which carries it."""
+    g = MockGuest(RngDevice(), transport=request.param)
     (g.queue,) = g.driver.init()
     yield g
     g.close()

@@ -37,7 +37,7 @@ def fast_path():
 def test_ioeventfd_registrations():
     guest = MockGuest(RngDevice())
     worker = VirtioWorker(guest.transport)
-    (registration,) = worker.ioeventfds(BASE)
+    (registration,) = worker.ioeventfds(guest.transport.notify_points(BASE))
     assert registration == IoEventFd(BASE + QUEUE_NOTIFY, 4, 0, worker.queue_eventfds[0])
     worker.stop()  # never started: still closes its eventfds
     guest.close()
