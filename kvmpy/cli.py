@@ -118,7 +118,8 @@ def format_stats(stats: dict) -> str:
     if stats.get("boot_seconds") is not None:
         lines.append(f"  time to init (boot-timer port): {stats['boot_seconds']:.2f} s")
     if stats.get("panic_to_stop_seconds") is not None:
-        lines.append(f"  kernel panic line to stop: {stats['panic_to_stop_seconds']:.3f} s")
+        lines.append(f"  kernel panic line to stop: {stats['panic_to_stop_seconds']:.3f} s "
+                     f"(stopped by {stats['panic_trigger']})")
     for address, count in sorted(stats.get("unclaimed", {}).items()):
         lines.append(f"  unclaimed {address}: {count} accesses")
     return "\n".join(lines)

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from . import layout
 from .bus import Device
 from .devices import BootTimer, CmosRtc, DebugExit, I8042, PostCode, Uart16550
+from .devices.pvpanic import BAR_SIZE as PVPANIC_BAR_SIZE
+from .devices.pvpanic import PvPanic
 from .devices.testdev import MmioTestDevice, PortSink
 from .errors import ConfigError
 from .exits import Buses
@@ -69,6 +71,7 @@ class Machine:
         self.panic_watch = PanicWatch(self.request_stop)
         self._add_legacy_devices(serial_output)
         self.pci = PciRoot(self.buses.ports, self.buses.mmio)
+        self.pci.add(PvPanic(self.panic_watch.pvpanic_event), PVPANIC_BAR_SIZE, irq=None)
         self.runners = self.accel.create_runners(self.buses, self.request_stop)
         self.image: BootImage | None = None
         self.started_at: float | None = None
@@ -175,6 +178,7 @@ class Machine:
             "virtio": {slot.transport.name: slot.stats() for slot in self.virtio_slots},
             "panic_to_stop_seconds": (None if self.panic_watch.seen_at is None or self.stopped_at is None
                                       else self.stopped_at - self.panic_watch.seen_at),
+            "panic_trigger": self.panic_watch.trigger,
             **self.accel.stats(self.runners),
         }
 

@@ -28,17 +28,20 @@ class PciRoot:
         self._next_bar = layout.PCI_MMIO_BASE
         ports.insert(self.host, layout.PCI_CONFIG_PORT, layout.PCI_CONFIG_PORT_LENGTH, "pci-config")
 
-    def add(self, function, bar_size: int, irq: int) -> tuple[int, int]:
+    def add(self, function, bar_size: int, irq: int | None) -> tuple[int, int]:
         """Plug `function` (which is also the bus device behind its BAR 0) with a BAR 0 of
-        `bar_size` bytes and INTA# on `irq`; return its slot and BAR address."""
+        `bar_size` bytes and INTA# on `irq` (None: it has no interrupt); return its slot and
+        BAR address."""
         address = (self._next_bar + bar_size - 1) & ~(bar_size - 1)
         if address + bar_size > layout.PCI_MMIO_BASE + layout.PCI_MMIO_SIZE:
             raise ConfigError("the PCI memory window is full")
         slot = self.host.plug(function)
         self._next_bar = address + bar_size
         bar = function.config.add_bar(0, bar_size, address)
-        function.config.set_interrupt_line(irq)
-        self.mmio.insert(function, address, bar_size, function.name)
+        if irq is not None:
+            function.config.set_interrupt_line(irq)
+            self.routes.append(PciRoute(slot, irq))
+        self.mmio.insert(function, address, bar.size, function.name)
         mapped = [address]
 
         def moved(bar: Bar) -> None:
@@ -53,5 +56,4 @@ class PciRoot:
                 self.mmio.insert(function, mapped[0], bar.size, function.name)
 
         function.config.on_bar_moved = moved
-        self.routes.append(PciRoute(slot, irq))
         return slot, address

@@ -27,7 +27,7 @@ def test_the_report_s_end_line_stops_with_the_panic_line_as_the_message():
     for byte in PANIC + END:  # one byte at a time, as a UART delivers it
         watch.feed(bytes([byte]))
     watch.close()
-    assert stops == [StopReason("panic", PANIC_STATUS, MESSAGE)]
+    assert stops == [StopReason("panic", PANIC_STATUS, MESSAGE)] and watch.trigger == "end of the report"
 
 
 def test_a_reset_after_the_panic_line_is_the_panic_and_before_it_a_reset():
@@ -68,3 +68,33 @@ def test_console_text_without_a_panic_changes_nothing():
 ])
 def test_linux_gets_panic_reboot_unless_its_command_line_chose(given, expected):
     assert linux_cmdline(given) == expected
+
+
+def test_pvpanic_offers_both_events_and_reports_each_write():
+    from kvmpy.devices.pvpanic import CRASH_LOADED, PANICKED, PvPanic
+
+    events = []
+    device = PvPanic(events.append)
+    assert device.read(0, 1) == PANICKED | CRASH_LOADED
+    assert (device.config.read(0, 2), device.config.read(2, 2)) == (0x1B36, 0x0011)
+    assert device.config.read(0x3D, 1) == 0  # no interrupt pin
+    device.write(0, 1, 0)
+    device.write(0, 1, PANICKED)
+    assert events == [PANICKED]
+
+
+def test_a_pvpanic_report_stops_at_once_with_the_console_line_if_it_came_first():
+    from kvmpy.devices.pvpanic import CRASH_LOADED, PANICKED
+
+    watch, stops = _watch()
+    watch.pvpanic_event(CRASH_LOADED)  # a kdump kernel takes over: not a stop
+    assert stops == []
+    watch.feed(PANIC)
+    watch.pvpanic_event(PANICKED)
+    assert stops == [StopReason("panic", PANIC_STATUS, MESSAGE)]
+    watch.close()
+
+    silent, stops = _watch()  # the console said nothing (no console=ttyS0, say)
+    silent.pvpanic_event(PANICKED)
+    assert stops[0].kind == "panic" and "pvpanic" in stops[0].message
+    assert silent.explain(StopReason("reset", 0, "")).kind == "panic"
