@@ -57,6 +57,7 @@ class LaneResult(NamedTuple):
     seconds: float  # QEMU start to exit
     message: str  # why there is no status, when there is none
     timed_out: bool  # stopped: for `timeout`, silence longer than `idle_timeout`, or a freeze
+    revivals: tuple[str, ...] = ()  # each freeze the lane revived: when, how, where the CPU was
 
     @property
     def outer_kernel_lines(self) -> list[str]:
@@ -99,7 +100,10 @@ def qemu_command(qemu: str, kernel: str, initrd: str, job: str, mem: str, cpus: 
         "-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot",
         "-monitor", "none", "-qmp", f"unix:{monitor_path(job)},server=on,wait=off",
         "-kernel", kernel, "-initrd", initrd,
-        "-append", f"console=ttyS0 {'' if kernel_log else 'quiet loglevel=1 '}panic=-1 nokaslr kvmpy.lane.job={job}",
+        # nokaslr: the monitor's addresses of a frozen CPU map to symbols; nowatchdog: a revived
+        # outer kernel would otherwise print its soft-lockup report into the command's output
+        "-append", f"console=ttyS0 {'' if kernel_log else 'quiet loglevel=1 '}panic=-1 nokaslr nowatchdog "
+                   f"kvmpy.lane.job={job}",
         "-fsdev", f"local,id=hostroot,path=/,readonly=on,security_model=none,multidevs=remap",
         "-device", f"virtio-9p-pci,fsdev=hostroot,mount_tag={HOST_ROOT_TAG}",
         "-fsdev", f"local,id=job,path={job},security_model=none",
@@ -155,18 +159,20 @@ def run_in_lane(argv: list[str], *, cwd: str | None = None, env: dict[str, str] 
         started = time.monotonic()
         qemu = subprocess.Popen(qemu_command(qemu_path, str(image.kernel), str(image.initrd), job, mem, cpus,
                                              writable, kernel_log),
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         lines: list[str] = []
         last_line_at = [started]
         reader = threading.Thread(target=_read_console, args=(qemu.stdout, lines, echo, last_line_at), daemon=True)
         reader.start()
         why_stopped = ""
+        revivals: list[str] = []
         try:
-            why_stopped = _wait(qemu, job, started, timeout, idle_timeout, last_line_at)
+            why_stopped = _wait(qemu, job, started, timeout, idle_timeout, last_line_at, revivals)
         finally:  # on a timeout, and when the caller is interrupted: no QEMU left behind
             if qemu.poll() is None:
                 qemu.kill()
                 qemu.wait()
+            qemu.stdin.close()
         reader.join()
         seconds = time.monotonic() - started
         console = "".join(lines)
@@ -179,12 +185,13 @@ def run_in_lane(argv: list[str], *, cwd: str | None = None, env: dict[str, str] 
         failure = FAILED.search(console)
         message = (failure.group(1) if failure else
                    f"the outer VM stopped without a status (QEMU exit {qemu.returncode})")
-    return LaneResult(status, output, console, seconds, message, bool(why_stopped))
+    return LaneResult(status, output, console, seconds, message, bool(why_stopped), tuple(revivals))
 
 
 def _wait(qemu: subprocess.Popen, job: str, started: float, timeout: float, idle_timeout: float | None,
-          last_line_at: list[float]) -> str:
-    """Wait for QEMU to exit; return why it had to be stopped instead ('' if it exited)."""
+          last_line_at: list[float], revivals: list[str]) -> str:
+    """Wait for QEMU to exit; return why it had to be stopped instead ('' if it exited).
+    An outer VM whose heartbeat stops is revived if it can be (each revival noted)."""
     deadline = started + timeout
     while True:
         now = time.monotonic()
@@ -194,8 +201,14 @@ def _wait(qemu: subprocess.Popen, job: str, started: float, timeout: float, idle
             return f"the lane was still running after {timeout:.0f} s"
         silent = heartbeat_age(job)
         if silent is not None and silent > FROZEN_AFTER and qemu.poll() is None:
-            return (f"the outer VM froze {now - started:.0f} s in (no heartbeat for {silent:.0f} s); "
-                    f"the outer CPU then:\n{ask_monitor(monitor_path(job), HANG_QUESTIONS)}")
+            where = ask_monitor(monitor_path(job), HANG_QUESTIONS)
+            how = revive(job, _revival_steps(qemu, job))
+            if how is None:
+                return (f"the outer VM froze {now - started:.0f} s in (no heartbeat for {silent:.0f} s; "
+                        f"{' and '.join(name for name, _ in REVIVALS)} did not revive it); "
+                        f"the outer CPU then:\n{where}")
+            rip = re.search(r"RIP=\S+ RFL=\S+.*HLT=\d", where)
+            revivals.append(f"{now - started:.0f} s in, by {how} ({rip.group(0) if rip else 'RIP unknown'})")
         try:
             qemu.wait(min(deadline - now, 1.0))
             return ""
@@ -203,13 +216,15 @@ def _wait(qemu: subprocess.Popen, job: str, started: float, timeout: float, idle
             continue
 
 
-# The outer VM freezes now and then (QEMU 7.2 and 10.0 alike; about one 2-vCPU kvmpy Linux boot
-# in 10 here): its CPU stays in the kvmpy guest, which spins waiting for its other vCPU (a
-# lock, an IPI, the APIC timer calibration), while the outer kernel's timer interrupt sits in
-# the outer local APIC's IRR and never becomes the #VMEXIT that would let the outer kernel
-# schedule that vCPU. Neither stopping and continuing the VM nor an NMI revived it (tried once), so
-# the host only tells such a freeze apart, quickly, and says where the CPU was.
+# The outer VM freezes now and then (QEMU 7.2 and 10.0 alike): its CPU halted in the outer
+# kernel's idle loop, or inside a kvmpy guest that spins waiting for its other vCPU, while the
+# outer kernel's timer interrupt sits in the outer local APIC's IRR and is never taken (QEMU's
+# monitor shows it: HANG_QUESTIONS). Stop/cont did not revive one; what the host tries, in
+# turn, is a new interrupt from outside: a byte on the outer serial line (its receive
+# interrupt), then an NMI.
+REVIVALS = (("a byte on the serial line", "serial"), ("an NMI", "inject-nmi"))
 FROZEN_AFTER = 15 * HEARTBEAT_INTERVAL  # seconds without a heartbeat: the outer VM froze
+REVIVAL_WAIT = 5 * HEARTBEAT_INTERVAL  # seconds for a heartbeat after each revival step
 
 
 def heartbeat_age(job: str) -> float | None:
@@ -218,6 +233,38 @@ def heartbeat_age(job: str) -> float | None:
         return time.time() - os.stat(os.path.join(job, HEARTBEAT_FILE)).st_mtime
     except OSError:
         return None
+
+
+def _revival_steps(qemu: subprocess.Popen, job: str) -> list[tuple[str, Callable[[], None]]]:
+    def serial() -> None:
+        qemu.stdin.write(b"\n")
+        qemu.stdin.flush()
+
+    def nmi() -> None:
+        with Qmp(monitor_path(job)) as qmp:
+            qmp.execute("inject-nmi")
+
+    actions = {"serial": serial, "inject-nmi": nmi}
+    return [(name, actions[key]) for name, key in REVIVALS]
+
+
+def revive(job: str, steps: list[tuple[str, Callable[[], None]]], wait: float | None = None) -> str | None:
+    """Take `steps` in turn until the heartbeat moves (waiting up to `wait` s, by default
+    REVIVAL_WAIT, after each); the name of the step that worked, or None."""
+    wait = REVIVAL_WAIT if wait is None else wait
+    frozen_at = heartbeat_age(job)
+    for name, step in steps:
+        try:
+            step()
+        except (OSError, QmpError):
+            continue  # QEMU went away, or refused: the next step, or the verdict "frozen"
+        give_up = time.monotonic() + wait
+        while time.monotonic() < give_up:
+            age = heartbeat_age(job)
+            if age is not None and frozen_at is not None and age < frozen_at - 1:
+                return name
+            time.sleep(0.2)  # polling the heartbeat file: there is nothing to wait on
+    return None
 
 
 # What the monitor is asked about an outer VM that froze: where its CPU is (in the outer

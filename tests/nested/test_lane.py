@@ -63,17 +63,34 @@ class Lane(NamedTuple):
                 f"console in {self.out / 'console.log'}; last lines:\n{self.result.console[-3000:]}")
 
 
+KERNEL_MESSAGE = re.compile(r"\s*\[ *\d+\.\d+\] .*$")  # the outer kernel's, cut into a test's line
+BARE_OUTCOME = re.compile(r"^(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\b")
+
+
 def read_cases(console: str) -> list[InnerCase]:
     """The inner tests' outcomes from pytest -v's lines; a test whose line never got its
-    outcome (the lane died in it) is UNFINISHED."""
+    outcome (the lane died in it) is UNFINISHED. A kernel message may cut a test's line in
+    two: its outcome then starts a later line."""
     cases = []
     for line in console.splitlines():
+        line = KERNEL_MESSAGE.sub("", line)
         match = CASE_LINE.match(line) or CASE_START.match(line)
         if match:
             module = match.group(1).removesuffix(".py").replace("/", ".")
             outcome = match.group(3) if match.re is CASE_LINE else "UNFINISHED"
             cases.append(InnerCase(f"{match.group(1)}::{match.group(2)}", module, match.group(2), outcome))
+        elif cases and cases[-1].outcome == "UNFINISHED" and BARE_OUTCOME.match(line):
+            cases[-1] = cases[-1]._replace(outcome=BARE_OUTCOME.match(line).group(1))
     return cases
+
+
+def test_outcomes_are_read_even_where_a_kernel_message_cut_a_test_s_line():
+    console = ("tests/linux/test_boot.py::test_a[kvm] PASSED [ 10%]\n"
+               "tests/linux/test_boot.py::test_b[kvm-reboot -f-reset] [  388.2] watchdog: BUG: soft lockup\n\n"
+               "PASSED [ 20%]\n"
+               "tests/linux/test_boot.py::test_c[kvm] \n")
+    assert [(case.name, case.outcome) for case in read_cases(console)] == [
+        ("test_a[kvm]", "PASSED"), ("test_b[kvm-reboot -f-reset]", "PASSED"), ("test_c[kvm]", "UNFINISHED")]
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +106,7 @@ def lane(tmp_path_factory) -> Lane:
     out = tmp_path_factory.mktemp("lane")
     cases: dict[str, InnerCase] = {}
     give_up = time.monotonic() + LANE_BUDGET
-    freezes = []
+    freezes, revived = [], []
     with open(out / "console.log", "w", buffering=1) as log:  # line by line: follow it with tail -f
         for attempt in range(1, ATTEMPTS + 1):
             log.write(f"=== lane attempt {attempt} of at most {ATTEMPTS}\n")
@@ -97,14 +114,16 @@ def lane(tmp_path_factory) -> Lane:
                                  timeout=max(60.0, give_up - time.monotonic()), idle_timeout=IDLE_TIMEOUT,
                                  echo=log.write)
             cases.update((case.nodeid, case) for case in read_cases(result.output))
+            revived += result.revivals
+            log.writelines(f"=== the outer VM froze and was revived {revival}\n" for revival in result.revivals)
             if not result.timed_out or time.monotonic() >= give_up:
                 break
             log.write(f"=== attempt {attempt} stopped: {result.message}\n")
             freezes.append(result.message.splitlines()[0])
             finished = [case.nodeid for case in cases.values() if case.outcome != "UNFINISHED"]
             (out / "done.txt").write_text("".join(f"{nodeid}\n" for nodeid in finished))
-    print(f"nested lane: {attempt} attempt(s), {len(cases)} inner tests; console in {out / 'console.log'}",
-          *freezes, sep="\n  ")
+    print(f"nested lane: {attempt} attempt(s), {len(cases)} inner tests, {len(revived)} freeze(s) revived; "
+          f"console in {out / 'console.log'}", *freezes, *revived, sep="\n  ")
     return Lane(result, out, list(cases.values()), attempt)
 
 

@@ -121,15 +121,16 @@ def test_a_silent_lane_is_stopped_as_hung_and_a_finished_one_is_not(tmp_path):
     silent = subprocess.Popen(["sleep", "30"])
     try:
         started = time.monotonic()
-        why = _wait(silent, job, started, timeout=60, idle_timeout=0.2, last_line_at=[started])
+        why = _wait(silent, job, started, timeout=60, idle_timeout=0.2, last_line_at=[started], revivals=[])
         assert why.startswith("the lane printed nothing for 0 s") and time.monotonic() - started < 10
-        why = _wait(silent, job, started, timeout=0.3, idle_timeout=None, last_line_at=[started])
+        why = _wait(silent, job, started, timeout=0.3, idle_timeout=None, last_line_at=[started], revivals=[])
         assert why == "the lane was still running after 0 s"
     finally:
         silent.kill()
         silent.wait()
     done = subprocess.Popen(["true"])
-    assert _wait(done, job, time.monotonic(), timeout=30, idle_timeout=20, last_line_at=[time.monotonic()]) == ""
+    assert _wait(done, job, time.monotonic(), timeout=30, idle_timeout=20, last_line_at=[time.monotonic()],
+                 revivals=[]) == ""
 
 
 class FakeQmp:
@@ -179,21 +180,46 @@ def test_a_monitor_that_is_not_there_is_reported_not_raised(tmp_path):
     assert "did not answer" in ask_monitor(str(tmp_path / "none.sock"), ("info registers",))
 
 
-def test_a_frozen_outer_vm_is_told_by_its_heartbeat_and_the_monitor_is_asked_where_it_is(tmp_path):
-    from kvmpy.nested.lane import FROZEN_AFTER, _wait
+def _frozen_heartbeat(job: pathlib.Path) -> pathlib.Path:
+    from kvmpy.nested.lane import FROZEN_AFTER
 
-    heartbeat = tmp_path / HEARTBEAT_FILE
-    assert heartbeat_age(str(tmp_path)) is None  # the init has not started it: no verdict
+    heartbeat = job / HEARTBEAT_FILE
     heartbeat.touch()
     os.utime(heartbeat, (time.time() - FROZEN_AFTER - 1, time.time() - FROZEN_AFTER - 1))
-    qmp = FakeQmp(str(tmp_path / "qmp.sock"))
-    running = subprocess.Popen(["sleep", "30"])
+    return heartbeat
+
+
+def test_a_frozen_outer_vm_is_told_by_its_heartbeat_and_the_monitor_is_asked_where_it_is(tmp_path, monkeypatch):
+    from kvmpy.nested import lane
+    from kvmpy.nested.lane import _wait
+
+    monkeypatch.setattr(lane, "REVIVAL_WAIT", 0.3)
+    assert heartbeat_age(str(tmp_path)) is None  # the init has not started it: no verdict
+    _frozen_heartbeat(tmp_path)
+    qmp = FakeQmp(str(tmp_path / "qmp.sock"), connections=2)  # the questions, then the NMI
+    running = subprocess.Popen(["sleep", "60"], stdin=subprocess.PIPE)
     try:
         started = time.monotonic()
-        why = _wait(running, str(tmp_path), started, timeout=60, idle_timeout=None, last_line_at=[started])
+        why = _wait(running, str(tmp_path), started, timeout=120, idle_timeout=None, last_line_at=[started],
+                    revivals=[])
     finally:
         running.kill()
         running.wait()
+        running.stdin.close()
     assert why.startswith("the outer VM froze 0 s in (no heartbeat for "), why
-    assert "answer to info lapic" in why
-    assert qmp.commands()[0] == "qmp_capabilities"
+    assert "did not revive it" in why and "answer to info lapic" in why
+    assert qmp.commands()[-1] == "inject-nmi"
+
+
+def test_revival_steps_are_taken_in_turn_until_the_heartbeat_moves(tmp_path):
+    from kvmpy.nested.lane import revive
+
+    heartbeat = _frozen_heartbeat(tmp_path)
+    taken = []
+    steps = [("nothing", lambda: taken.append("nothing")),
+             ("a poke", lambda: (taken.append("a poke"), heartbeat.touch())),
+             ("never", lambda: taken.append("never"))]
+    assert revive(str(tmp_path), steps, wait=0.5) == "a poke"
+    assert taken == ["nothing", "a poke"]
+    _frozen_heartbeat(tmp_path)
+    assert revive(str(tmp_path), steps[:1], wait=0.3) is None
