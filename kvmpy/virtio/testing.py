@@ -212,12 +212,16 @@ class MockDriver:
         self.write_reg(STATUS, 0)
         self.queues.clear()
 
+    def _device_features_word(self, half: int) -> int:
+        self.write_reg(DEVICE_FEATURES_SEL, half)
+        return self.read_reg(DEVICE_FEATURES)
+
+    def _write_driver_features_word(self, half: int, value: int) -> None:
+        self.write_reg(DRIVER_FEATURES_SEL, half)
+        self.write_reg(DRIVER_FEATURES, value)
+
     def device_features(self) -> int:
-        features = 0
-        for half in (0, 1):
-            self.write_reg(DEVICE_FEATURES_SEL, half)
-            features |= self.read_reg(DEVICE_FEATURES) << (32 * half)
-        return features
+        return self._device_features_word(0) | self._device_features_word(1) << 32
 
     def negotiate(self, features: int | None = None) -> int:
         """ACKNOWLEDGE, DRIVER, write `features` (default: all offered), FEATURES_OK."""
@@ -225,8 +229,7 @@ class MockDriver:
         self.set_status_bits(STATUS_DRIVER)
         chosen = self.device_features() if features is None else features
         for half in (0, 1):
-            self.write_reg(DRIVER_FEATURES_SEL, half)
-            self.write_reg(DRIVER_FEATURES, chosen >> (32 * half) & 0xFFFF_FFFF)
+            self._write_driver_features_word(half, chosen >> (32 * half) & 0xFFFF_FFFF)
         self.set_status_bits(STATUS_FEATURES_OK)
         if not self.status & STATUS_FEATURES_OK:
             raise FeaturesRefused(f"device refused features {chosen:#x}")
@@ -240,14 +243,23 @@ class MockDriver:
         avail: int | None = None,
         used: int | None = None,
     ) -> MockSplitQueue:
-        """Program queue `index` (default size QueueNumMax, rings from the allocator)."""
-        self.write_reg(QUEUE_SEL, index)
-        size = self.read_reg(QUEUE_NUM_MAX) if size is None else size
+        """Program queue `index` (default size: the largest offered; rings from the allocator)."""
+        size = self._max_queue_size(index) if size is None else size
         ring = max(size, 1)
         desc = self.allocator.alloc(DESC_SIZE * ring, DESC_TABLE_ALIGN) if desc is None else desc
         avail = self.allocator.alloc(6 + 2 * ring, AVAIL_RING_ALIGN) if avail is None else avail
         used = self.allocator.alloc(6 + USED_ELEM_SIZE * ring, USED_RING_ALIGN) if used is None else used
         queue = MockSplitQueue(self.memory, ring, desc, avail, used)
+        self._program_queue(index, size, desc, avail, used)
+        self.queues[index] = queue
+        return queue
+
+    def _max_queue_size(self, index: int) -> int:
+        self.write_reg(QUEUE_SEL, index)
+        return self.read_reg(QUEUE_NUM_MAX)
+
+    def _program_queue(self, index: int, size: int, desc: int, avail: int, used: int) -> None:
+        self.write_reg(QUEUE_SEL, index)
         self.write_reg(QUEUE_NUM, size)
         for low, high, addr in (
             (QUEUE_DESC_LOW, QUEUE_DESC_HIGH, desc),
@@ -257,8 +269,6 @@ class MockDriver:
             self.write_reg(low, addr & 0xFFFF_FFFF)
             self.write_reg(high, addr >> 32)
         self.write_reg(QUEUE_READY, 1)
-        self.queues[index] = queue
-        return queue
 
     def driver_ok(self) -> None:
         self.set_status_bits(STATUS_DRIVER_OK)
@@ -326,41 +336,25 @@ class MockPciDriver(MockDriver):
         self._common(pci.DEVICE_STATUS, 1, 0)
         self.queues.clear()
 
-    def device_features(self) -> int:
-        features = 0
-        for half in (0, 1):
-            self._common(pci.DEVICE_FEATURE_SELECT, 4, half)
-            features |= self._common(pci.DEVICE_FEATURE, 4) << (32 * half)
-        return features
+    def _device_features_word(self, half: int) -> int:
+        self._common(pci.DEVICE_FEATURE_SELECT, 4, half)
+        return self._common(pci.DEVICE_FEATURE, 4)
 
-    def negotiate(self, features: int | None = None) -> int:
-        self.set_status_bits(STATUS_ACKNOWLEDGE)
-        self.set_status_bits(STATUS_DRIVER)
-        chosen = self.device_features() if features is None else features
-        for half in (0, 1):
-            self._common(pci.DRIVER_FEATURE_SELECT, 4, half)
-            self._common(pci.DRIVER_FEATURE, 4, chosen >> (32 * half) & 0xFFFF_FFFF)
-        self.set_status_bits(STATUS_FEATURES_OK)
-        if not self.status & STATUS_FEATURES_OK:
-            raise FeaturesRefused(f"device refused features {chosen:#x}")
-        return chosen
+    def _write_driver_features_word(self, half: int, value: int) -> None:
+        self._common(pci.DRIVER_FEATURE_SELECT, 4, half)
+        self._common(pci.DRIVER_FEATURE, 4, value)
 
-    def setup_queue(self, index: int, size: int | None = None, desc: int | None = None, avail: int | None = None,
-                    used: int | None = None) -> MockSplitQueue:
+    def _max_queue_size(self, index: int) -> int:
         self._common(pci.QUEUE_SELECT, 2, index)
-        size = self._common(pci.QUEUE_SIZE, 2) if size is None else size
-        ring = max(size, 1)
-        desc = self.allocator.alloc(DESC_SIZE * ring, DESC_TABLE_ALIGN) if desc is None else desc
-        avail = self.allocator.alloc(6 + 2 * ring, AVAIL_RING_ALIGN) if avail is None else avail
-        used = self.allocator.alloc(6 + USED_ELEM_SIZE * ring, USED_RING_ALIGN) if used is None else used
-        queue = MockSplitQueue(self.memory, ring, desc, avail, used)
+        return self._common(pci.QUEUE_SIZE, 2)
+
+    def _program_queue(self, index: int, size: int, desc: int, avail: int, used: int) -> None:
+        self._common(pci.QUEUE_SELECT, 2, index)
         self._common(pci.QUEUE_SIZE, 2, size)
         for field, addr in ((pci.QUEUE_DESC, desc), (pci.QUEUE_DRIVER, avail), (pci.QUEUE_DEVICE, used)):
             self._common(field, 4, addr & 0xFFFF_FFFF)  # as Linux's vp_iowrite64_twopart
             self._common(field + 4, 4, addr >> 32)
         self._common(pci.QUEUE_ENABLE, 2, 1)
-        self.queues[index] = queue
-        return queue
 
     def kick(self, queue_index: int) -> None:
         self._common(pci.QUEUE_SELECT, 2, queue_index)
