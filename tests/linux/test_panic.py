@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from kvmpy.panic import END_LINE, GRACE, PANIC_GRACE, PVPANIC, REBOOT
+
 pytestmark = [pytest.mark.linux, pytest.mark.panic]
 
 BOOT_TIMEOUT = 600
@@ -23,11 +25,11 @@ def garbage_initrd(tmp_path_factory) -> str:
 
 
 @pytest.mark.parametrize("cmdline, stopped_by", [
-    pytest.param("", "pvpanic", id="pvpanic"),
+    pytest.param("", PVPANIC, id="pvpanic"),
     # pci=off: the kernel finds no pvpanic device, as a kernel without the driver would not
-    pytest.param("pci=off", "the panic's reboot", id="reboots"),  # kvmpy adds panic=-1
-    pytest.param("pci=off panic=0", "end of the report", id="spins"),
-    pytest.param("pci=off panic=60", "grace period", id="waits"),  # it would reboot a minute later
+    pytest.param("pci=off", REBOOT, id="reboots"),  # kvmpy adds panic=-1
+    pytest.param("pci=off panic=0", END_LINE, id="spins"),
+    pytest.param("pci=off panic=60", GRACE, id="waits"),  # it would reboot a minute later
 ])
 def test_a_kernel_panic_ends_the_run_with_status_3_and_its_first_line(test_kernel, garbage_initrd, linux_accel,
                                                                     cmdline, stopped_by):
@@ -39,5 +41,9 @@ def test_a_kernel_panic_ends_the_run_with_status_3_and_its_first_line(test_kerne
     assert f"kvmpy: guest kernel panic: {PANIC_LINE}\n" in run.stderr
     assert PANIC_LINE in run.stdout  # the console got the report too
     latency = re.search(r"kernel panic line to stop: (\d+\.\d+) s \(stopped by (.*)\)", run.stderr)
-    assert latency and latency.group(2) == stopped_by, run.stderr
-    print(f"{linux_accel} {cmdline or '(default)'}: stopped by {stopped_by}, {latency.group(1)} s after the line")
+    assert latency, run.stderr
+    seconds, trigger = float(latency.group(1)), latency.group(2)
+    # On a slow host (the nested lane) the report can take longer to print than the grace
+    # period; then, and only then, the grace period may come first.
+    assert trigger == stopped_by or (trigger == GRACE and seconds >= PANIC_GRACE), run.stderr
+    print(f"{linux_accel} {cmdline or '(default)'}: stopped by {trigger}, {seconds} s after the line")
