@@ -53,6 +53,10 @@ class PanicWatch:
 
     def _lines(self, data: bytes) -> list[bytes]:
         with self._lock:
+            if b"\n" not in data:  # the common case: a UART delivers a byte at a time
+                self._line += data
+                del self._line[:-MAX_LINE]
+                return []
             self._line += data
             *complete, rest = bytes(self._line).split(b"\n")
             self._line = bytearray(rest[-MAX_LINE:])

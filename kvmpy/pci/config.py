@@ -93,10 +93,6 @@ class ConfigSpace:
         return self._get(COMMAND, 2)
 
     @property
-    def memory_enabled(self) -> bool:
-        return bool(self.command & COMMAND_MEMORY)
-
-    @property
     def intx_disabled(self) -> bool:
         return bool(self.command & COMMAND_INTX_DISABLE)
 
@@ -154,8 +150,7 @@ class ConfigSpace:
             mask = (~(bar.size - 1) >> 32) & 0xFFFF_FFFF
         else:
             mask = (~(bar.size - 1) & 0xFFFF_FFF0) | bar.flags
-        full = bytearray(self.data[register:register + 4])
-        full[:] = mask.to_bytes(4, "little")
+        full = mask.to_bytes(4, "little")
         window = bytearray(self.data[offset:offset + size])
         for index in range(size):
             position = offset + index

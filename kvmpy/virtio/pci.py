@@ -140,24 +140,9 @@ class VirtioPciTransport(VirtioTransport):
 
     def _read_common(self, offset: int, size: int) -> int | None:
         queue = self.queue(self.queue_select)
-        fields = {
-            (DEVICE_FEATURE_SELECT, 4): lambda: self.device_feature_select,
-            (DEVICE_FEATURE, 4): lambda: self.device_features_word(self.device_feature_select),
-            (DRIVER_FEATURE_SELECT, 4): lambda: self.driver_feature_select,
-            (DRIVER_FEATURE, 4): lambda: self.driver_features >> (32 * self.driver_feature_select) & 0xFFFF_FFFF
-            if self.driver_feature_select <= 1 else 0,
-            (CONFIG_MSIX_VECTOR, 2): lambda: NO_VECTOR,
-            (NUM_QUEUES, 2): lambda: len(self.queues),
-            (DEVICE_STATUS, 1): lambda: self.status,
-            (CONFIG_GENERATION, 1): lambda: self.config_generation & 0xFF,
-            (QUEUE_SELECT, 2): lambda: self.queue_select,
-            (QUEUE_SIZE, 2): lambda: queue.size if queue else 0,
-            (QUEUE_MSIX_VECTOR, 2): lambda: NO_VECTOR,
-            (QUEUE_ENABLE, 2): lambda: int(queue.ready) if queue else 0,
-            (QUEUE_NOTIFY_OFF, 2): lambda: self.queue_select if queue else 0,
-        }
-        if (offset, size) in fields:
-            return fields[(offset, size)]()
+        field = _COMMON_READS.get((offset, size))
+        if field is not None:
+            return field(self, queue)
         base = offset & ~7
         if base in _QUEUE_ADDRESSES and size == 4:
             return getattr(queue, _QUEUE_ADDRESSES[base]) >> (8 * (offset - base)) & 0xFFFF_FFFF if queue else 0
@@ -208,3 +193,22 @@ class VirtioPciTransport(VirtioTransport):
         if not self.config.intx_disabled:
             self.config.set_interrupt_status(True)
             self.irq.pulse()
+
+
+# Readable common-configuration fields by (offset, width): their value for a transport and its
+# selected queue (None when the selector points past the last queue).
+_COMMON_READS = {
+    (DEVICE_FEATURE_SELECT, 4): lambda transport, queue: transport.device_feature_select,
+    (DEVICE_FEATURE, 4): lambda transport, queue: transport.device_features_word(transport.device_feature_select),
+    (DRIVER_FEATURE_SELECT, 4): lambda transport, queue: transport.driver_feature_select,
+    (DRIVER_FEATURE, 4): lambda transport, queue: transport.driver_features_word(transport.driver_feature_select),
+    (CONFIG_MSIX_VECTOR, 2): lambda transport, queue: NO_VECTOR,
+    (NUM_QUEUES, 2): lambda transport, queue: len(transport.queues),
+    (DEVICE_STATUS, 1): lambda transport, queue: transport.status,
+    (CONFIG_GENERATION, 1): lambda transport, queue: transport.config_generation & 0xFF,
+    (QUEUE_SELECT, 2): lambda transport, queue: transport.queue_select,
+    (QUEUE_SIZE, 2): lambda transport, queue: queue.size if queue else 0,
+    (QUEUE_MSIX_VECTOR, 2): lambda transport, queue: NO_VECTOR,
+    (QUEUE_ENABLE, 2): lambda transport, queue: int(queue.ready) if queue else 0,
+    (QUEUE_NOTIFY_OFF, 2): lambda transport, queue: transport.queue_select if queue else 0,
+}

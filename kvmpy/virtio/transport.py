@@ -82,6 +82,10 @@ class VirtioTransport:
         """32 bits of the offered features: word `select` (0 or 1; others read 0)."""
         return self.offered_features >> (32 * select) & 0xFFFF_FFFF if select <= 1 else 0
 
+    def driver_features_word(self, select: int) -> int:
+        """32 bits of the features the driver wrote: word `select` (0 or 1; others read 0)."""
+        return self.driver_features >> (32 * select) & 0xFFFF_FFFF if select <= 1 else 0
+
     def set_driver_features_word(self, select: int, value: int) -> bool:
         """Set 32 bits of the driver's features; False when the write means nothing."""
         if self.status & STATUS_FEATURES_OK or select > 1:
