@@ -55,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--virtio-transport", choices=("pci", "mmio"), default="pci",
                      help="virtio devices as PCI functions (default: what every common kernel finds) or as "
                           "virtio-mmio windows announced on the command line (kernels with VIRTIO_MMIO_CMDLINE_DEVICES)")
+    run.add_argument("--no-acpi", dest="acpi", action="store_false",
+                     help="no ACPI tables: the kernel finds CPUs and interrupts in the MP table alone")
     run.add_argument("--accel", choices=("auto", "kvm", "interp"), default="auto",
                      help="kvm: /dev/kvm with the interpreter for what KVM cannot emulate; interp: all in "
                           "software; auto (default): kvm where /dev/kvm is usable")
@@ -89,7 +91,7 @@ def _run(args) -> int:
     image = args.image or str(guest_path())
     accel = accelerator_for_image(args.accel, image)
     with contextlib.ExitStack() as resources, Machine(mem_size=mem_size, cpus=args.cpus, accel=accel,
-                                                     fallback_burst=args.fallback_burst) as machine:
+                                                     fallback_burst=args.fallback_burst, acpi=args.acpi) as machine:
         attach_virtio_devices(machine, args, resources)
         machine.load(image, args.cmdline, args.initrd)
         quit_reason = lambda: machine.request_stop(_user_quit())  # noqa: E731
@@ -97,7 +99,7 @@ def _run(args) -> int:
             reason = machine.run(timeout=args.timeout)
         if args.stats:
             print(format_stats(machine.stats()), file=sys.stderr)
-    if reason.kind in ("shutdown", "error", "timeout", "panic"):
+    if reason.kind in ("shutdown", "error", "timeout", "panic", "halted"):
         print(f"kvmpy: {reason.message}", file=sys.stderr)
     return reason.exit_code
 

@@ -30,6 +30,8 @@ CMDLINE_MAX = 4 * KiB
 MPTABLE_ADDR = 0x9FC00  # MP floating pointer + table in the EBDA, where Linux scans for it
 EBDA_START = 0x9FC00
 LOW_RAM_END = 0xA0000  # start of the legacy VGA/ROM area, reported as reserved in e820
+ACPI_TABLES_ADDR = 0xE0000  # the RSDP (where an OS scans the BIOS area for it), then every table
+ACPI_TABLES_END = 0x100000
 HIGH_MEMORY = 1 * MiB  # protected-mode kernels and long-mode images load here
 REAL_MODE_LOAD_ADDR = 0x10000  # real-mode images start at CS:IP = 0x1000:0000
 REAL_MODE_SEGMENT = REAL_MODE_LOAD_ADDR >> 4
@@ -75,19 +77,23 @@ COM1_PORT = 0x3F8
 COM_PORT_LENGTH = 8
 PCI_CONFIG_PORT = 0xCF8  # configuration mechanism #1: address at +0, data at +4..+7
 PCI_CONFIG_PORT_LENGTH = 8
+PVPANIC_PORT = 0x505  # the ISA pvpanic device (ACPI QEMU0001), beside the pvpanic-pci function
+ACPI_PM_PORT = 0x600  # the FADT's PM1a event and control blocks and its reset register (acpi/pm.py)
+ACPI_PM_PORT_LENGTH = 16
 
 # --- ISA IRQs (routed through KVM's in-kernel PIC and IOAPIC) ------------------------------
 PIT_IRQ = 0
 I8042_KEYBOARD_IRQ = 1
 COM1_IRQ = 4
 RTC_IRQ = 8
-VIRTIO_IRQ_FIRST = 5  # virtio-mmio devices get 5, 6, 7, 9, 10, 11, 14, 15 ... (see virtio_irqs)
+ACPI_SCI_IRQ = 9  # ACPI's system control interrupt: level-triggered, so no virtio device shares it
+VIRTIO_IRQ_FIRST = 5  # virtio devices get 5, 6, 7, 10, 11, 14, 15, 16 ... (see virtio_irqs)
 IOAPIC_PINS = 24
 
 
 def virtio_irqs():
-    """IRQ numbers free for virtio-mmio devices, in allocation order."""
-    taken = {PIT_IRQ, I8042_KEYBOARD_IRQ, 2, 3, COM1_IRQ, RTC_IRQ, 12, 13}
+    """IRQ numbers free for virtio devices, in allocation order."""
+    taken = {PIT_IRQ, I8042_KEYBOARD_IRQ, 2, 3, COM1_IRQ, RTC_IRQ, ACPI_SCI_IRQ, 12, 13}
     return [irq for irq in range(VIRTIO_IRQ_FIRST, IOAPIC_PINS) if irq not in taken]
 
 

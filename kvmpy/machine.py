@@ -16,10 +16,12 @@ import time
 from collections.abc import Callable
 
 from . import layout
+from .acpi import MmioWindow, Platform, write_tables
+from .acpi.pm import AcpiPm
 from .bus import Device
 from .devices import BootTimer, CmosRtc, DebugExit, I8042, PostCode, Uart16550
 from .devices.pvpanic import BAR_SIZE as PVPANIC_BAR_SIZE
-from .devices.pvpanic import PvPanic
+from .devices.pvpanic import PvPanic, PvPanicPci
 from .devices.testdev import MmioTestDevice, PortSink
 from .errors import ConfigError
 from .exits import Buses
@@ -53,6 +55,7 @@ class Machine:
         accel: str = "auto",
         kvm=None,
         fallback_burst: int = 1,
+        acpi: bool = True,
     ):
         if mem_size < MIN_MEM_SIZE or mem_size % layout.PAGE_SIZE:
             raise ConfigError(
@@ -71,7 +74,8 @@ class Machine:
         self.panic_watch = PanicWatch(self.request_stop)
         self._add_legacy_devices(serial_output)
         self.pci = PciRoot(self.buses.ports, self.buses.mmio)
-        self.pci.add(PvPanic(self.panic_watch.pvpanic_event), PVPANIC_BAR_SIZE, irq=None)
+        self.pci.add(PvPanicPci(self.panic_watch.pvpanic_event), PVPANIC_BAR_SIZE, irq=None)
+        self.acpi = acpi
         self.runners = self.accel.create_runners(self.buses, self.request_stop)
         self.image: BootImage | None = None
         self.started_at: float | None = None
@@ -111,6 +115,9 @@ class Machine:
         ports.insert(self.boot_timer, layout.BOOT_TIMER_PORT, 1, "boot-timer")
         ports.insert(PortSink(), layout.BENCH_PORT, 1, "bench")
         self.buses.mmio.insert(MmioTestDevice(), layout.TEST_DEVICE_MMIO_BASE, layout.TEST_DEVICE_MMIO_SIZE, "testdev")
+        ports.insert(PvPanic(self.panic_watch.pvpanic_event), layout.PVPANIC_PORT, 1, "pvpanic")
+        self.acpi_pm = AcpiPm(self._on_acpi_power_off, self._on_acpi_reset)
+        ports.insert(self.acpi_pm, layout.ACPI_PM_PORT, layout.ACPI_PM_PORT_LENGTH, "acpi-pm")
 
     def add_port_device(self, device: Device, base: int, length: int, name: str | None = None) -> None:
         self.buses.ports.insert(device, base, length, name)
@@ -124,12 +131,30 @@ class Machine:
     def _on_i8042_reset(self) -> None:
         self.request_stop(StopReason("reset", 0, "guest reset through the i8042"))
 
+    def _on_acpi_power_off(self) -> None:
+        self.request_stop(StopReason("poweroff", 0, "guest powered off through ACPI"))
+
+    def _on_acpi_reset(self) -> None:
+        self.request_stop(StopReason("reset", 0, "guest reset through the ACPI reset register"))
+
+    def _halted_for_good(self) -> StopReason:
+        """A guest whose vCPUs all sit in `cli; hlt`: powered off, unless it drove ACPI and so
+        could have powered off through it (then it died, or halted on purpose, in a halt loop)."""
+        if self.acpi_pm.used_by_guest:
+            return StopReason("halted", 4, "all vCPUs halted with interrupts off")
+        return StopReason("poweroff", 0, "guest halted with interrupts off (powered off, without ACPI)")
+
     # --- life cycle --------------------------------------------------------------------------
     def load(self, path: str, cmdline: str = "", initrd: str | None = None) -> BootImage:
-        """Load an image and put every vCPU at its entry point."""
+        """Load an image, describe the machine to it (MP table, ACPI tables), and put every
+        vCPU at its entry point."""
         announced = " ".join([cmdline] + [slot.cmdline for slot in self.virtio_slots]).strip()
         self.image = load_image(path, self.memory, announced, initrd)
         write_mptable(self.memory, len(self.runners), self.pci.routes)
+        if self.acpi:
+            mmio = tuple(MmioWindow(slot.base, layout.VIRTIO_MMIO_SIZE, slot.irq)
+                         for slot in self.virtio_slots if slot.kind == "mmio")
+            write_tables(self.memory, Platform(len(self.runners), tuple(self.pci.routes), mmio))
         self.accel.start(self.image)
         return self.image
 
@@ -156,7 +181,7 @@ class Machine:
                 if deadline is not None and time.monotonic() >= deadline:
                     self.request_stop(StopReason("timeout", 124, f"the guest was still running after {timeout} s"))
                 elif self.accel.halted_for_good(self.runners):
-                    self.request_stop(StopReason("poweroff", 0, "guest halted with interrupts off (powered off)"))
+                    self.request_stop(self._halted_for_good())
         except KeyboardInterrupt:
             self.request_stop(StopReason("quit", 130, "interrupted"))
         self.request_stop(StopReason("quit", 0, "stopped"))  # no-op unless someone forgot a reason

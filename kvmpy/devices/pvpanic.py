@@ -1,8 +1,9 @@
-"""pvpanic-pci: the PCI function (1b36:0011, as QEMU's) a Linux kernel with PVPANIC_PCI
-writes to from its panic notifier, so the VMM learns of a panic without reading the console.
+"""pvpanic: the register a Linux kernel's panic notifier writes to, so the VMM learns of a panic
+without reading the console. Two ways to find it, as on QEMU: the ISA port the DSDT describes
+as QEMU0001 (driver pvpanic-mmio), and the PCI function 1b36:0011 (driver pvpanic-pci).
 
-BAR 0's first byte: reading it gives the events the device understands, writing it reports
-one (PANICKED, or CRASH_LOADED when a kdump kernel takes over instead).
+The register (the port, or BAR 0's first byte): reading it gives the events the device
+understands, writing it reports one (PANICKED, or CRASH_LOADED when a kdump kernel takes over).
 """
 
 from __future__ import annotations
@@ -24,12 +25,10 @@ CRASH_LOADED = 0x2
 
 
 class PvPanic:
-    """The function: `config` for the PCI bus, and the bus device behind BAR 0.
-    `on_event(events)` gets each non-zero write (PANICKED and/or CRASH_LOADED bits)."""
+    """The register, as a bus device. `on_event(events)` gets each non-zero write (PANICKED
+    and/or CRASH_LOADED bits)."""
 
     def __init__(self, on_event: Callable[[int], None]):
-        self.config = ConfigSpace(VENDOR_REDHAT, DEVICE_PVPANIC, CLASS_SYSTEM_OTHER, interrupt_pin=0)
-        self.name = "pvpanic"
         self._on_event = on_event
 
     def read(self, offset: int, size: int) -> int:
@@ -41,3 +40,12 @@ class PvPanic:
             self._on_event(events)
         else:
             log.debug("pvpanic: ignored write %#x at %#x", value, offset)
+
+
+class PvPanicPci(PvPanic):
+    """The PCI function: `config` for the PCI bus, the register behind BAR 0."""
+
+    def __init__(self, on_event: Callable[[int], None]):
+        super().__init__(on_event)
+        self.config = ConfigSpace(VENDOR_REDHAT, DEVICE_PVPANIC, CLASS_SYSTEM_OTHER, interrupt_pin=0)
+        self.name = "pvpanic"

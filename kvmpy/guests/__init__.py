@@ -50,4 +50,6 @@ EXPECTED = [
     Expected("reset", "", "reset", 0, "resetting through the i8042\n"),
     Expected("triple_fault", "", "shutdown", 1, "about to triple fault\n"),
     Expected("halt", "", "poweroff", 0, "halting with interrupts off\n"),
+    Expected("acpi_poweroff", "", "poweroff", 0, "powering off through ACPI\n"),
+    Expected("acpi_halt", "", "halted", 4, "halting with interrupts off after using ACPI\n"),
 ]

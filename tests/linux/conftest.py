@@ -38,6 +38,20 @@ def test_initrd() -> str:
         pytest.skip(f"cannot build the test initramfs here: {missing}")
 
 
+@pytest.fixture(scope="session")
+def debian_kernel() -> str:
+    """Debian 12's stock kernel (linux-image-amd64, cached with the nested lane's image): a
+    kernel users bring, with ACPI and its virtio drivers as modules."""
+    import sys
+
+    from kvmpy.nested.image import LaneUnavailable, ensure_lane_image
+
+    try:
+        return str(ensure_lane_image(sys.stderr).kernel)
+    except LaneUnavailable as missing:
+        pytest.skip(f"no Debian kernel here: {missing}")
+
+
 def _skip_unless_kvm_runs_linux() -> None:
     from kvmpy.probe import kvm_runs_linux_user_space
 

@@ -150,13 +150,15 @@ def test_a_linux_guest_runs_user_space_on_two_vcpus_under_kvm(lane):
 
 # What the lane must have run, by module and parameter, and at least how many of each.
 GROUPS = {
-    "tiny guests (tests/machine) under --accel kvm": ("tests.machine.", "", 22),
+    "tiny guests (tests/machine) under --accel kvm": ("tests.machine.", "", 24),
     "tests/kvm: fallback, unhandled exits, syscall probe, CLI": ("tests.kvm.", "", 17),
     "Linux user space under KVM: uname, 2 vCPUs, status, poweroff, reboot": ("tests.linux.test_boot", "[kvm", 5),
     "virtio-blk and virtio-rng through ioeventfd/irqfd": ("tests.linux.test_virtio_guest", "[kvm-eventfd]", 3),
     "virtio-blk and virtio-rng through exits": ("tests.linux.test_virtio_guest", "[kvm-exit]", 3),
     "virtio-net over a TAP, ping and TCP, both paths": ("tests.linux.test_network_guest", "[kvm-", 2),
     "a kernel panic ends the run with status 3 under KVM": ("tests.linux.test_panic", "[kvm-", 4),
+    "ACPI: Debian's kernel on kvmpy's tables, 2 vCPUs, power-off; halt without ACPI":
+        ("tests.linux.test_acpi_linux", "[kvm]", 2),
 }
 
 

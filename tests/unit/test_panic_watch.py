@@ -70,14 +70,16 @@ def test_linux_gets_panic_reboot_unless_its_command_line_chose(given, expected):
     assert linux_cmdline(given) == expected
 
 
-def test_pvpanic_offers_both_events_and_reports_each_write():
-    from kvmpy.devices.pvpanic import CRASH_LOADED, PANICKED, PvPanic
+@pytest.mark.parametrize("kind", ["isa", "pci"])
+def test_pvpanic_offers_both_events_and_reports_each_write(kind):
+    from kvmpy.devices.pvpanic import CRASH_LOADED, PANICKED, PvPanic, PvPanicPci
 
     events = []
-    device = PvPanic(events.append)
+    device = PvPanic(events.append) if kind == "isa" else PvPanicPci(events.append)
     assert device.read(0, 1) == PANICKED | CRASH_LOADED
-    assert (device.config.read(0, 2), device.config.read(2, 2)) == (0x1B36, 0x0011)
-    assert device.config.read(0x3D, 1) == 0  # no interrupt pin
+    if kind == "pci":
+        assert (device.config.read(0, 2), device.config.read(2, 2)) == (0x1B36, 0x0011)
+        assert device.config.read(0x3D, 1) == 0  # no interrupt pin
     device.write(0, 1, 0)
     device.write(0, 1, PANICKED)
     assert events == [PANICKED]
