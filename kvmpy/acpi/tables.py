@@ -137,7 +137,8 @@ def fadt(facs_address: int, dsdt_address: int, pm: PmRegisters) -> bytes:
     table[FADT_RESET_REG:FADT_RESET_REG + GAS.size] = _io_gas(pm.reset_port, 1, ACCESS_BYTE)
     table[FADT_RESET_VALUE] = pm.reset_value
     table[FADT_MINOR_VERSION] = FADT_MINOR_REVISION
-    struct.pack_into("<QQ", table, FADT_X_FACS, facs_address, dsdt_address)
+    # The FACS through its 32-bit field only: with both, Linux installs (and lists) it twice.
+    struct.pack_into("<QQ", table, FADT_X_FACS, 0, dsdt_address)
     # PM1 registers are accessed a word at a time: the event block is two 16-bit registers.
     table[FADT_X_PM1A_EVT_BLK:FADT_X_PM1A_EVT_BLK + GAS.size] = _io_gas(pm.event_block, pm.event_length, ACCESS_WORD)
     table[FADT_X_PM1A_CNT_BLK:FADT_X_PM1A_CNT_BLK + GAS.size] = _io_gas(pm.control_block, pm.control_length, ACCESS_WORD)
