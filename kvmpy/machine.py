@@ -20,6 +20,7 @@ from .acpi import MmioWindow, Platform, write_tables
 from .acpi.pm import AcpiPm
 from .bus import Device
 from .devices import BootTimer, CmosRtc, DebugExit, I8042, PostCode, Uart16550
+from .devices import fw_cfg
 from .devices.pvpanic import BAR_SIZE as PVPANIC_BAR_SIZE
 from .devices.pvpanic import PvPanic, PvPanicPci
 from .devices.testdev import MmioTestDevice, PortSink
@@ -116,6 +117,8 @@ class Machine:
         ports.insert(PortSink(), layout.BENCH_PORT, 1, "bench")
         self.buses.mmio.insert(MmioTestDevice(), layout.TEST_DEVICE_MMIO_BASE, layout.TEST_DEVICE_MMIO_SIZE, "testdev")
         ports.insert(PvPanic(self.panic_watch.pvpanic_event), layout.PVPANIC_PORT, 1, "pvpanic")
+        self.fw_cfg = fw_cfg.FwCfg()
+        ports.insert(self.fw_cfg, layout.FW_CFG_PORT, fw_cfg.PORT_LENGTH, "fw_cfg")
         self.acpi_pm = AcpiPm(self._on_acpi_power_off, self._on_acpi_reset)
         ports.insert(self.acpi_pm, layout.ACPI_PM_PORT, layout.ACPI_PM_PORT_LENGTH, "acpi-pm")
 
@@ -146,10 +149,11 @@ class Machine:
 
     # --- life cycle --------------------------------------------------------------------------
     def load(self, path: str, cmdline: str = "", initrd: str | None = None) -> BootImage:
-        """Load an image, describe the machine to it (MP table, ACPI tables), and put every
-        vCPU at its entry point."""
+        """Load an image, describe the machine to it (MP table, ACPI tables, fw_cfg), and put
+        the vCPUs at its entry point."""
         announced = " ".join([cmdline] + [slot.cmdline for slot in self.virtio_slots]).strip()
         self.image = load_image(path, self.memory, announced, initrd)
+        self.fw_cfg.items = fw_cfg.machine_items(self.memory.size, len(self.runners), announced)
         write_mptable(self.memory, len(self.runners), self.pci.routes)
         if self.acpi:
             mmio = tuple(MmioWindow(slot.base, layout.VIRTIO_MMIO_SIZE, slot.irq)

@@ -59,11 +59,16 @@ def _auto(image: str, notice) -> str:
 
 
 def _is_linux_kernel(image: str) -> bool:
+    """A bzImage, or a vmlinux (read whole: its notes can be anywhere in the file)."""
     from ..loader.bzimage import is_bzimage
+    from ..loader.elf import is_elf, is_linux_elf
 
     try:
         with open(image, "rb") as file:
-            return is_bzimage(file.read(1024))
+            head = file.read(1024)
+            if is_bzimage(head):
+                return True
+            return is_elf(head) and is_linux_elf(head + file.read())
     except OSError:
         return False  # the loader reports unreadable images with a proper message
 

@@ -53,10 +53,10 @@ class InterpAccelerator:
         return list(self.runners)
 
     def start(self, image) -> None:
-        """Put the vCPUs at the image's entry: all of them for tiny guests, the first for Linux,
-        which starts the others itself (INIT and STARTUP IPIs through the local APICs)."""
-        for runner in self.runners[:1] if image.linux else self.runners:
-            start_vcpu(KvmRegisterView(runner.vcpu), self.memory, image.mode, image.entry, image.boot_argument)
+        """Put the vCPUs at the image's entry: all of them for tiny guests, the first for an
+        operating system, which starts the others itself (INIT and STARTUP IPIs through the local APICs)."""
+        for runner in self.runners[:1] if image.boot_cpu_only else self.runners:
+            start_vcpu(KvmRegisterView(runner.vcpu), self.memory, image.mode, image.entry, image.registers)
             runner.waiting_for_startup = False
 
     def halted_for_good(self, runners) -> bool:

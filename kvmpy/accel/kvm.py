@@ -58,11 +58,11 @@ class KvmAccelerator:
         return runners
 
     def start(self, image) -> None:
-        """Put the vCPUs at the image's entry: all of them for tiny guests, the first for Linux,
-        which starts the others itself (INIT/SIPI through the in-kernel LAPIC)."""
-        for vcpu in self.vcpus[:1] if image.linux else self.vcpus:
-            start_vcpu(vcpu, self.memory, image.mode, image.entry, image.boot_argument)
-            if not image.linux:
+        """Put the vCPUs at the image's entry: all of them for tiny guests, the first for an
+        operating system, which starts the others itself (INIT/SIPI through the in-kernel LAPIC)."""
+        for vcpu in self.vcpus[:1] if image.boot_cpu_only else self.vcpus:
+            start_vcpu(vcpu, self.memory, image.mode, image.entry, image.registers)
+            if not image.boot_cpu_only:
                 vcpu.set_mp_state(lib.KVM_MP_STATE_RUNNABLE)
 
     def halted_for_good(self, runners) -> bool:

@@ -8,10 +8,12 @@ from ..vcpu.modes import StartMode
 
 
 class BootImage(NamedTuple):
-    """Where the boot vCPU starts, the argument it gets in RSI (Linux: the zero page), and
-    whether it is a Linux kernel (which starts its other vCPUs itself, through INIT/SIPI)."""
+    """Where the boot vCPU starts, the registers its boot protocol passes arguments in (Linux:
+    RSI = the zero page; multiboot: EAX = its magic, EBX = the information structure), and
+    whether only that vCPU starts at the entry, the others waiting for INIT/SIPI as on a PC
+    (what an operating system expects; kvmpy's tiny guests start every vCPU at the entry)."""
 
     entry: int
     mode: StartMode
-    boot_argument: int = 0
-    linux: bool = False
+    registers: tuple[tuple[str, int], ...] = ()
+    boot_cpu_only: bool = False

@@ -7,7 +7,6 @@ in long mode at load address + 0x200 with RSI pointing at the zero page.
 
 from __future__ import annotations
 
-import os
 import struct
 
 from .. import layout
@@ -16,11 +15,11 @@ from ..memory import GuestMemory
 from ..vcpu.modes import StartMode
 from . import bootparams as bp
 from .bootimage import BootImage
+from .initrd import load_initrd
 
 MIN_BOOT_PROTOCOL = 0x0206  # cmdline_size, xloadflags-era kernels; older ones are refused
 SECTOR = 512
 DEFAULT_SETUP_SECTS = 4  # "if setup_sects is 0, the real value is 4"
-INITRD_ALIGN = layout.PAGE_SIZE
 
 
 def is_bzimage(data: bytes) -> bool:
@@ -52,19 +51,6 @@ def check_header(data: bytes, name: str) -> tuple[int, int]:
     return header_length, kernel_offset
 
 
-def place_initrd(memory: GuestMemory, size: int, limit: int, kernel_end: int, name: str) -> int:
-    """The highest page-aligned address below `limit` where an initrd of `size` bytes fits."""
-    low_ram_end = memory.regions[0].end
-    top = min(limit + 1, low_ram_end)
-    address = (top - size) // INITRD_ALIGN * INITRD_ALIGN
-    if size > top or address < kernel_end:
-        raise ConfigError(
-            f"{name}: the initrd ({size >> 20} MiB) does not fit in guest RAM below "
-            f"{top >> 20} MiB next to the kernel; give the guest more --mem"
-        )
-    return address
-
-
 def load_bzimage(data: bytes, memory: GuestMemory, cmdline_addr: int, cmdline: str, initrd: str | None, name: str):
     header_length, kernel_offset = check_header(data, name)
     kernel = memoryview(data)[kernel_offset:]
@@ -83,25 +69,9 @@ def load_bzimage(data: bytes, memory: GuestMemory, cmdline_addr: int, cmdline: s
         raise ConfigError(f"{name}: the command line is longer than this kernel accepts ({cmdline_limit} bytes)")
     struct.pack_into("<I", zero_page, bp.CMD_LINE_PTR, cmdline_addr)
     if initrd is not None:
-        address, size = _load_initrd(memory, initrd, _u(data, bp.INITRD_ADDR_MAX, 4), needed)
+        address, size = load_initrd(memory, initrd, _u(data, bp.INITRD_ADDR_MAX, 4), needed)
         struct.pack_into("<II", zero_page, bp.RAMDISK_IMAGE, address, size)
     bp.write_e820(zero_page, bp.e820_map(memory))
     memory.write(layout.ZERO_PAGE_ADDR, bytes(zero_page))
-    return BootImage(load_address + bp.ENTRY_64_OFFSET, StartMode.LONG, layout.ZERO_PAGE_ADDR, linux=True)
-
-
-def _load_initrd(memory: GuestMemory, path: str, limit: int, kernel_end: int) -> tuple[int, int]:
-    try:
-        size = os.path.getsize(path)
-        if size == 0:
-            raise ConfigError(f"{path}: the initrd file is empty")
-        address = place_initrd(memory, size, limit, kernel_end, path)
-        with open(path, "rb") as initrd:
-            view = memory.view(address, size)
-            if initrd.readinto(view) != size:
-                raise ConfigError(f"{path}: the initrd changed size while being read")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such initrd file") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a directory, not an initrd") from None
-    return address, size
+    return BootImage(load_address + bp.ENTRY_64_OFFSET, StartMode.LONG, (("rsi", layout.ZERO_PAGE_ADDR),),
+                     boot_cpu_only=True)

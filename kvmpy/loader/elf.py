@@ -27,6 +27,8 @@ KVMPY_NOTE_OWNER = b"kvmpy"
 KVMPY_NOTE_START_MODE = 1
 XEN_NOTE_OWNER = b"Xen"
 XEN_ELFNOTE_PHYS32_ENTRY = 18
+XEN_ELFNOTE_GUEST_OS = 6
+LINUX_NOTE_OWNER = b"Linux"
 _NOTE_MODES = {0: StartMode.REAL, 1: StartMode.PROTECTED, 2: StartMode.LONG}
 
 # (header format, program header format) by ELF class; fields named in _parse_header.
@@ -46,9 +48,10 @@ class Segment(NamedTuple):
 
 
 class LoadedElf(NamedTuple):
-    entry: int
-    mode: StartMode
+    entry: int  # the ELF header's entry, guest-physical
+    mode: StartMode  # from kvmpy's note, or the ELF class
     end: int  # first guest-physical address after the image
+    pvh_entry: int | None  # the Xen PVH note's 32-bit entry, if the image has one
 
 
 def is_elf(data: bytes) -> bool:
@@ -99,18 +102,30 @@ def _notes(data: bytes, segment: Segment):
         position = desc_start + (descsz + 3) // 4 * 4
 
 
-def _start(data: bytes, elf_class: int, entry: int, segments: list[Segment]) -> tuple[int, StartMode]:
+def _start(data: bytes, elf_class: int, segments: list[Segment]) -> tuple[StartMode, int | None]:
+    """The start mode (kvmpy's note, else by ELF class) and the PVH entry (Xen's note), if any."""
+    mode = StartMode.LONG if elf_class == ELFCLASS64 else StartMode.PROTECTED
+    pvh_entry = None
     for segment in segments:
         if segment.kind != PT_NOTE:
             continue
         for owner, kind, desc in _notes(data, segment):
             if owner == KVMPY_NOTE_OWNER and kind == KVMPY_NOTE_START_MODE and len(desc) >= 4:
-                mode = _NOTE_MODES.get(struct.unpack_from("<I", desc)[0])
-                if mode is not None:
-                    return entry, mode
+                mode = _NOTE_MODES.get(struct.unpack_from("<I", desc)[0], mode)
             if owner == XEN_NOTE_OWNER and kind == XEN_ELFNOTE_PHYS32_ENTRY and len(desc) >= 4:
-                return struct.unpack_from("<I", desc)[0], StartMode.PROTECTED
-    return entry, StartMode.LONG if elf_class == ELFCLASS64 else StartMode.PROTECTED
+                pvh_entry = struct.unpack_from("<I", desc)[0]
+    return mode, pvh_entry
+
+
+def is_linux_elf(data: bytes) -> bool:
+    """A Linux `vmlinux`: it carries notes owned by "Linux" (or a Xen GUEST_OS note saying so)."""
+    try:
+        _class, _entry, segments = _segments(data, "image")
+    except ConfigError:
+        return False
+    return any(owner == LINUX_NOTE_OWNER or (owner == XEN_NOTE_OWNER and kind == XEN_ELFNOTE_GUEST_OS
+                                             and desc.rstrip(b"\0") == b"linux")
+               for segment in segments if segment.kind == PT_NOTE for owner, kind, desc in _notes(data, segment))
 
 
 def load_elf(data: bytes, memory: GuestMemory, name: str) -> LoadedElf:
@@ -128,8 +143,10 @@ def load_elf(data: bytes, memory: GuestMemory, name: str) -> LoadedElf:
     for segment in loads:
         memory.write(segment.paddr, data[segment.offset : segment.offset + segment.filesz])
         memory.fill(segment.paddr + segment.filesz, segment.memsz - segment.filesz)
-    entry, mode = _start(data, elf_class, entry, segments)
-    return LoadedElf(_physical(entry, loads, name), mode, max(s.paddr + s.memsz for s in loads))
+    mode, pvh_entry = _start(data, elf_class, segments)
+    if pvh_entry is not None:
+        pvh_entry = _physical(pvh_entry, loads, name)
+    return LoadedElf(_physical(entry, loads, name), mode, max(s.paddr + s.memsz for s in loads), pvh_entry)
 
 
 def _physical(entry: int, loads: list[Segment], name: str) -> int:

@@ -1,4 +1,6 @@
-"""Recognise a guest image by its contents (bzImage or ELF) and load it."""
+"""Recognise a guest image by its contents and load it: a Linux bzImage, a multiboot kernel, an
+ELF with a PVH entry (Linux's vmlinux), or another ELF (kvmpy's tiny guests). The order is
+QEMU's `-kernel`'s: a multiboot header wins over the ELF notes."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from ..memory import GuestMemory
 from .bootimage import BootImage
 from .bzimage import is_bzimage, load_bzimage
 from .elf import is_elf, load_elf
+from .multiboot import is_multiboot, load_multiboot
+from .pvh import load_pvh
 
 
 def read_image(path: str, memory: GuestMemory) -> bytes:
@@ -58,10 +62,16 @@ def load_image(path: str, memory: GuestMemory, cmdline: str = "", initrd: str | 
     if is_bzimage(data):
         cmdline = linux_cmdline(cmdline)
         return load_bzimage(data, memory, write_cmdline(memory, cmdline), cmdline, initrd, path)
-    write_cmdline(memory, cmdline)  # ELF guests find it at layout.CMDLINE_ADDR
+    if is_multiboot(data):
+        return load_multiboot(data, memory, write_cmdline(memory, cmdline), initrd, path)
     if is_elf(data):
-        if initrd is not None:
-            raise ConfigError(f"{path}: --initrd needs a Linux kernel (bzImage or vmlinux with a PVH note)")
         loaded = load_elf(data, memory, path)
+        if loaded.pvh_entry is not None:
+            cmdline_addr = write_cmdline(memory, linux_cmdline(cmdline))
+            return load_pvh(loaded.pvh_entry, loaded.end, memory, cmdline_addr, initrd)
+        if initrd is not None:
+            raise ConfigError(f"{path}: --initrd needs a kernel with a boot protocol for it "
+                              "(bzImage, multiboot, or an ELF with a PVH note)")
+        write_cmdline(memory, cmdline)  # kvmpy's tiny guests find it at layout.CMDLINE_ADDR
         return BootImage(loaded.entry, loaded.mode)
-    raise ConfigError(f"{path}: not a bootable image (expected an ELF file or a Linux bzImage)")
+    raise ConfigError(f"{path}: not a bootable image (expected a Linux bzImage, a multiboot kernel or an ELF file)")

@@ -166,9 +166,10 @@ def configure_sregs(sregs, mode: StartMode) -> None:
         sregs.efer = EFER_LME | EFER_LMA | EFER_SCE
 
 
-def start_vcpu(vcpu, memory: GuestMemory, mode: StartMode, entry: int, rsi: int = 0) -> None:
-    """Put a vCPU at guest-physical `entry` in `mode`; `rsi` carries a boot argument (Linux: the
-    zero page). Real-mode entries must lie in the 64 KiB segment at REAL_MODE_LOAD_ADDR."""
+def start_vcpu(vcpu, memory: GuestMemory, mode: StartMode, entry: int, registers=()) -> None:
+    """Put a vCPU at guest-physical `entry` in `mode`; `registers` are (name, value) pairs that
+    carry boot arguments (Linux: rsi = the zero page). Real-mode entries must lie in the 64 KiB
+    segment at REAL_MODE_LOAD_ADDR."""
     if mode is not StartMode.REAL:
         write_boot_tables(memory, long_mode=mode is StartMode.LONG)
     sregs = vcpu.get_sregs()
@@ -183,7 +184,8 @@ def start_vcpu(vcpu, memory: GuestMemory, mode: StartMode, entry: int, rsi: int 
         regs.rip = entry
         regs.rsp = layout.BOOT_STACK_TOP
         regs.rbp = layout.BOOT_STACK_TOP
-        regs.rsi = rsi
+        for name, value in registers:
+            setattr(regs, name, value)
     vcpu.set_regs(regs)
     fpu = vcpu.get_fpu()
     fpu.fcw = FPU_DEFAULT_FCW

@@ -159,6 +159,8 @@ GROUPS = {
     "a kernel panic ends the run with status 3 under KVM": ("tests.linux.test_panic", "[kvm-", 4),
     "ACPI: Debian's kernel on kvmpy's tables, 2 vCPUs, power-off; halt without ACPI":
         ("tests.linux.test_acpi_linux", "[kvm]", 2),
+    "Linux's vmlinux through its PVH entry, 2 vCPUs": ("tests.linux.test_pvh", "[kvm]", 1),
+    "a multiboot kernel starts its second vCPU by INIT/SIPI": ("tests.machine.test_multiboot", "[kvm-2cpus]", 1),
 }
 
 

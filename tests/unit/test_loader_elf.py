@@ -4,8 +4,12 @@ import struct
 
 import pytest
 
+from kvmpy import layout
 from kvmpy.errors import ConfigError
+from kvmpy.loader import pvh
+from kvmpy.loader.bootparams import e820_map
 from kvmpy.loader.elf import load_elf
+from kvmpy.loader.image import load_image
 from kvmpy.memory import GuestMemory
 from kvmpy.vcpu.modes import StartMode
 
@@ -62,10 +66,29 @@ def test_kvmpy_note_chooses_the_mode(memory, mode_value, mode):
     assert load_elf(image, memory, "t").mode is mode
 
 
-def test_pvh_note_means_32_bit_entry_at_its_address(memory):
+def test_pvh_note_gives_a_32_bit_entry_at_its_address(memory):
     image = elf64([(0xFFFFFFFF81000000, 0x100000, b"x" * 64, 64)], notes=note(b"Xen", 18, struct.pack("<I", 0x100020)))
     loaded = load_elf(image, memory, "vmlinux")
-    assert (loaded.entry, loaded.mode) == (0x100020, StartMode.PROTECTED)
+    assert loaded.pvh_entry == 0x100020
+
+
+def test_a_pvh_kernel_gets_its_start_info_initrd_and_boot_cpu_only(memory, tmp_path):
+    initrd = tmp_path / "initrd.img"
+    initrd.write_bytes(b"R" * 5000)
+    image = tmp_path / "vmlinux"
+    image.write_bytes(elf64([(0xFFFFFFFF81000000, 0x100000, b"x" * 64, 64)],
+                            notes=note(b"Xen", 18, struct.pack("<I", 0x100020))))
+    boot = load_image(str(image), memory, "console=ttyS0", str(initrd))
+    assert (boot.entry, boot.mode, boot.boot_cpu_only) == (0x100020, StartMode.PROTECTED, True)
+    assert boot.registers == (("rbx", layout.BOOT_INFO_ADDR),)
+    magic, version, flags, modules, modlist, cmdline, rsdp, memmap, entries, _ = \
+        pvh.START_INFO.unpack(memory.read(layout.BOOT_INFO_ADDR, pvh.START_INFO.size))
+    assert (magic, version, flags, modules, modlist, rsdp) == (0x336EC578, 1, 0, 1, layout.BOOT_INFO_MODULES_ADDR, 0)
+    assert memory.read(cmdline, 30).split(b"\0")[0] == b"console=ttyS0 panic=-1"  # a Linux command line
+    address, size, _, _ = pvh.MODULE.unpack(memory.read(modlist, pvh.MODULE.size))
+    assert size == 5000 and address % 4096 == 0 and memory.read(address, size) == b"R" * 5000
+    table = [pvh.MEMORY_MAP_ENTRY.unpack(memory.read(memmap + i * 24, 24))[:3] for i in range(entries)]
+    assert table == list(e820_map(memory))
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,8 @@ import pytest
 from kvmpy import layout
 from kvmpy.errors import ConfigError
 from kvmpy.loader import bootparams as bp
-from kvmpy.loader.bzimage import is_bzimage, load_bzimage, place_initrd
+from kvmpy.loader.bzimage import is_bzimage, load_bzimage
+from kvmpy.loader.initrd import place_initrd
 from kvmpy.loader.mptable import build_mptable
 from kvmpy.memory import GuestMemory
 
@@ -44,7 +45,8 @@ def test_a_good_image_is_loaded_with_a_filled_zero_page(memory, tmp_path):
     image = fake_bzimage()
     assert is_bzimage(image)
     boot = load_bzimage(image, memory, layout.CMDLINE_ADDR, "console=ttyS0", str(initrd), "bz")
-    assert (boot.entry, boot.boot_argument, boot.linux) == (layout.HIGH_MEMORY + 0x200, layout.ZERO_PAGE_ADDR, True)
+    assert (boot.entry, boot.registers, boot.boot_cpu_only) == \
+        (layout.HIGH_MEMORY + 0x200, (("rsi", layout.ZERO_PAGE_ADDR),), True)
     assert memory.read(layout.HIGH_MEMORY, 4096) == b"\x90" * 4096
     zero = memory.read(layout.ZERO_PAGE_ADDR, 4096)
     assert zero[bp.HEADER_MAGIC : bp.HEADER_MAGIC + 4] == b"HdrS" and zero[bp.TYPE_OF_LOADER] == 0xFF
