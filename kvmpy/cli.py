@@ -77,6 +77,9 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--nested", action=argparse.BooleanOptionalAction, default=None,
                        help="also measure inside the hardware-virtualization lane (AMD-V nested in QEMU TCG; "
                             "default: in a full run, not with --quick)")
+    bench.add_argument("--distro", action="store_true",
+                       help="also boot Debian 12 to multi-user.target and the defconfig kernel to init, "
+                            "against QEMU TCG (the images of boot/distro and build_kernel.py --defconfig)")
     return parser
 
 
@@ -227,7 +230,8 @@ def _report_syscall() -> str:
 def _bench(args) -> int:
     from .bench.suite import run_suite
 
-    run_suite(quick=args.quick, json_path=args.json, kernel=args.kernel, initrd=args.initrd, nested=args.nested)
+    run_suite(quick=args.quick, json_path=args.json, kernel=args.kernel, initrd=args.initrd, nested=args.nested,
+              distro=args.distro)
     return 0
 
 

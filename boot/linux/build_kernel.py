@@ -1,20 +1,26 @@
 #!/usr/bin/env python3
-"""Build, once, the minimal Linux test kernel that kvmpy boots, and cache it.
+"""Build, once, a Linux kernel that kvmpy boots, and cache it. Two flavours:
 
-The kernel is the distro's Linux 6.1 source (Debian package linux-source-6.1) configured
-with `make tinyconfig` plus config.fragment. Results are cached under
+- `test` (default): the minimal test kernel, `make tinyconfig` plus config.fragment;
+- `defconfig` (--defconfig): the kernel most developers build, `make x86_64_defconfig` plus
+  the kernel's own kernel/configs/kvm_guest.config, unmodified: virtio-pci only, no virtio-mmio.
 
-    ${XDG_CACHE_HOME:-~/.cache}/kvmpy/kernel-<hash>/{bzImage,vmlinux,config}
+Both come from the distro's Linux 6.1 source (Debian package linux-source-6.1). Results are
+cached under
 
-where <hash> covers config.fragment, the source tarball's name and size, and the
-source edits in PATCHES; a cache hit returns at once. The extracted source tree is kept
-in the cache too (kvmpy/linux-src-<hash>/) so a changed fragment rebuilds incrementally.
+    ${XDG_CACHE_HOME:-~/.cache}/kvmpy/kernel-<hash>/{bzImage,vmlinux,config}          (test)
+    ${XDG_CACHE_HOME:-~/.cache}/kvmpy/kernel-defconfig-<hash>/{bzImage,vmlinux,config}
+
+where <hash> covers the flavour's configuration, the source tarball's name and size, and the
+source edits in PATCHES; a cache hit returns at once. Each flavour's extracted source tree is
+kept in the cache too (kvmpy/linux-src-<hash>[-defconfig]/), so a changed fragment rebuilds
+incrementally.
 
 Command line:
-    python3 boot/linux/build_kernel.py               # steps, then the bzImage path
+    python3 boot/linux/build_kernel.py [--defconfig]     # steps, then the bzImage path
     KERNEL=$(python3 boot/linux/build_kernel.py --print-path)   # steps go to stderr
 
-From Python: ensure_kernel() -> pathlib.Path of bzImage (vmlinux and config beside it).
+From Python: ensure_kernel(flavour="test") -> pathlib.Path of bzImage (vmlinux and config beside it).
 Exit status: 0 ok, 1 build failure, 2 missing prerequisites (the apt packages are named).
 """
 
@@ -31,7 +37,7 @@ import shutil
 import subprocess
 import sys
 import time
-from typing import Iterator, TextIO
+from typing import Iterator, NamedTuple, TextIO
 
 HERE = pathlib.Path(__file__).resolve().parent
 FRAGMENT = HERE / "config.fragment"
@@ -57,6 +63,21 @@ PATCHES = (
      'config DEVPORT\n\tbool "/dev/port character device"\n\tdepends on ISA || PCI\n',
      'config DEVPORT\n\tbool "/dev/port character device"\n'),
 )
+
+
+class Flavour(NamedTuple):
+    name: str
+    base_target: str  # the make target the configuration starts from
+    fragment: pathlib.Path | str  # merged on top: a file of this folder, or a path in the source tree
+    cache_prefix: str
+    source_suffix: str
+
+
+FLAVOURS = {
+    "test": Flavour("test", "tinyconfig", FRAGMENT, "kernel", ""),
+    "defconfig": Flavour("defconfig", "x86_64_defconfig", "kernel/configs/kvm_guest.config",
+                         "kernel-defconfig", "-defconfig"),
+}
 
 STEPS = 5
 # A kbuild line announcing an object being compiled or assembled, e.g. "  CC      mm/slub.o".
@@ -90,9 +111,14 @@ def source_key() -> str:
     return _digest(SOURCE_TARBALL.name.encode(), str(size).encode(), repr(PATCHES).encode())
 
 
-def kernel_dir() -> pathlib.Path:
-    """The cache directory for the current fragment and source."""
-    return cache_root() / f"kernel-{_digest(FRAGMENT.read_bytes(), source_key().encode())}"
+def kernel_dir(flavour: Flavour = FLAVOURS["test"]) -> pathlib.Path:
+    """The cache directory for the flavour's configuration and the current source."""
+    configuration = FRAGMENT.read_bytes() if flavour.name == "test" else repr(flavour).encode()
+    return cache_root() / f"{flavour.cache_prefix}-{_digest(configuration, source_key().encode())}"
+
+
+def fragment_path(flavour: Flavour, tree: pathlib.Path) -> pathlib.Path:
+    return flavour.fragment if isinstance(flavour.fragment, pathlib.Path) else tree / flavour.fragment
 
 
 def check_prerequisites() -> None:
@@ -172,9 +198,9 @@ def _fail(what: str, log: pathlib.Path) -> None:
     raise BuildError(f"{what}; full log: {log}")
 
 
-def extract_source(rep: Reporter) -> pathlib.Path:
-    """Extract and patch the source once; return the source tree (reused across builds)."""
-    work = cache_root() / f"linux-src-{source_key()}"
+def extract_source(rep: Reporter, flavour: Flavour) -> pathlib.Path:
+    """Extract and patch the flavour's source tree once; return it (reused across builds)."""
+    work = cache_root() / f"linux-src-{source_key()}{flavour.source_suffix}"
     tree = work / SOURCE_TARBALL.name.removesuffix(".tar.xz")
     stamp = work / ".extracted"
     if stamp.exists():
@@ -196,22 +222,28 @@ def extract_source(rep: Reporter) -> pathlib.Path:
     return tree
 
 
-def configure(tree: pathlib.Path, log: pathlib.Path, rep: Reporter) -> str:
-    """tinyconfig + fragment (merge_config.sh -m) + olddefconfig; return the .config text."""
-    rep.step(2, "configuring: tinyconfig + config.fragment")
-    _run_logged(["make", f"ARCH={ARCH}", "tinyconfig"], tree, log)
-    _run_logged(["scripts/kconfig/merge_config.sh", "-m", ".config", str(FRAGMENT)], tree, log)
+def configure(tree: pathlib.Path, log: pathlib.Path, rep: Reporter, flavour: Flavour) -> str:
+    """The base configuration + the fragment (merge_config.sh -m) + olddefconfig; the .config text."""
+    fragment = fragment_path(flavour, tree)
+    rep.step(2, f"configuring: {flavour.base_target} + {fragment.name}")
+    _run_logged(["make", f"ARCH={ARCH}", flavour.base_target], tree, log)
+    _run_logged(["scripts/kconfig/merge_config.sh", "-m", ".config", str(fragment)], tree, log)
     _run_logged(["make", f"ARCH={ARCH}", "olddefconfig"], tree, log)
     return (tree / ".config").read_text()
 
 
-def verify_config(config_text: str, rep: Reporter) -> None:
-    """Fail loudly if Kconfig dropped or changed any fragment option (unmet dependencies)."""
-    wanted = parse_fragment(FRAGMENT.read_text())
-    rep.step(3, f"verifying that all {len(wanted)} fragment options hold")
+def verify_config(config_text: str, rep: Reporter, fragment: pathlib.Path, flavour: Flavour) -> None:
+    """Fail loudly if Kconfig dropped or changed any fragment option (unmet dependencies). The
+    kernel's own fragments name other architectures' options too (S390_GUEST): those, which
+    this architecture's Kconfig does not know, are left out."""
+    wanted = parse_fragment(fragment.read_text())
+    if flavour.name != "test":
+        known = set(parse_fragment(config_text))
+        wanted = {name: value for name, value in wanted.items() if name in known}
+    rep.step(3, f"verifying that all {len(wanted)} options of {fragment.name} hold")
     problems = config_mismatches(wanted, config_text)
     if problems:
-        raise BuildError("Kconfig did not honour config.fragment (unmet dependencies?): "
+        raise BuildError(f"Kconfig did not honour {fragment.name} (unmet dependencies?): "
                          + ", ".join(problems))
 
 
@@ -252,14 +284,15 @@ def store(tree: pathlib.Path, dest: pathlib.Path, rep: Reporter) -> None:
     tmp.rename(dest)
 
 
-def ensure_kernel(stream: TextIO = sys.stderr) -> pathlib.Path:
-    """Return the cached bzImage path, building the kernel first if needed.
+def ensure_kernel(stream: TextIO = sys.stderr, flavour: str = "test") -> pathlib.Path:
+    """Return the cached bzImage path of the flavour, building the kernel first if needed.
 
     Step messages go to `stream`. Raises MissingPrerequisites or BuildError.
     """
     if not SOURCE_TARBALL.is_file():
         check_prerequisites()  # raises, naming the source package and whatever else is missing
-    dest = kernel_dir()
+    chosen = FLAVOURS[flavour]
+    dest = kernel_dir(chosen)
     bzimage = dest / "bzImage"
     if bzimage.is_file():  # a cache hit needs the tarball (for the key) but no build tools
         return bzimage
@@ -268,10 +301,10 @@ def ensure_kernel(stream: TextIO = sys.stderr) -> pathlib.Path:
         if bzimage.is_file():  # built by a concurrent caller while we waited
             return bzimage
         rep = Reporter(stream)
-        tree = extract_source(rep)
+        tree = extract_source(rep, chosen)
         log = tree.parent / "build.log"
         log.write_text("")
-        verify_config(configure(tree, log, rep), rep)
+        verify_config(configure(tree, log, rep, chosen), rep, fragment_path(chosen, tree), chosen)
         build(tree, log, rep)
         store(tree, dest, rep)
     return bzimage
@@ -281,9 +314,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--print-path", action="store_true",
                         help="print only the bzImage path on stdout; step messages go to stderr")
+    parser.add_argument("--defconfig", action="store_true",
+                        help="the defconfig flavour: x86_64_defconfig + kvm_guest.config (virtio-pci only)")
     args = parser.parse_args(argv)
     try:
-        path = ensure_kernel(sys.stderr if args.print_path else sys.stdout)
+        path = ensure_kernel(sys.stderr if args.print_path else sys.stdout,
+                             "defconfig" if args.defconfig else "test")
     except MissingPrerequisites as e:
         print(f"build_kernel: {e}", file=sys.stderr)
         return 2

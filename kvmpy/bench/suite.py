@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import os
 import platform
+import re
 import sys
 import time
 
@@ -12,6 +13,7 @@ from .boot import run_boot
 from .chart import render_svg
 from .compute import run_compute
 from .core import run_core
+from .distro import run_distro
 from .io import run_io
 from .nested import run_nested
 from .report import Missing, Report
@@ -22,6 +24,8 @@ FULL = {"repeats": 5, "exits": 200_000, "ring3": 1_000_000_000, "ring0": 200_000
 QUICK = {"repeats": 3, "exits": 30_000, "ring3": 200_000_000, "ring0": 20_000, "interp": 20_000_000,
          "boot_repeats": 1, "boot_kvm": False}
 BOOT_TIMEOUT = 600
+DISTRO_TIMEOUT = 1800
+TEST_KERNEL_DIR = re.compile(r"kernel-[0-9a-f]{16}")  # not kernel-defconfig-*
 
 
 def progress(message: str) -> None:
@@ -31,13 +35,15 @@ def progress(message: str) -> None:
 def default_kernel() -> str | None:
     """The newest test kernel built by boot/linux/build_kernel.py, if any."""
     cache = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "kvmpy")
-    kernels = glob.glob(os.path.join(cache, "kernel-*", "bzImage"))
+    kernels = [path for path in glob.glob(os.path.join(cache, "kernel-*", "bzImage"))
+               if TEST_KERNEL_DIR.fullmatch(os.path.basename(os.path.dirname(path)))]
     return max(kernels, key=os.path.getmtime) if kernels else None
 
 
 def run_suite(quick: bool, json_path: str, kernel: str | None = None, initrd: str | None = None,
-              nested: bool | None = None) -> Report:
-    """Every group of figures; `nested` adds the lane's (default: in a full run, not in --quick)."""
+              nested: bool | None = None, distro: bool = False) -> Report:
+    """Every group of figures; `nested` adds the lane's (default: in a full run, not in --quick),
+    `distro` the Debian and defconfig boots against QEMU TCG (~10 min more)."""
     sizes = QUICK if quick else FULL
     report = Report()
     started = time.monotonic()
@@ -53,6 +59,10 @@ def run_suite(quick: bool, json_path: str, kernel: str | None = None, initrd: st
             initrd = str(ensure_initramfs(sys.stderr))
         run_boot(report, kernel, initrd, sizes["boot_repeats"], sizes["boot_kvm"], BOOT_TIMEOUT, progress=progress)
         run_io(report, kernel, initrd, quick, progress=progress)
+    if distro:
+        run_distro(report, DISTRO_TIMEOUT, progress=progress)
+    else:
+        report.missing.append(Missing("distribution boots", "not asked for (add --distro: ~10 min more)"))
     if nested if nested is not None else not quick:
         run_nested(report, quick, progress=progress)
     else:

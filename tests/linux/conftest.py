@@ -29,6 +29,16 @@ def test_kernel() -> str:
 
 
 @pytest.fixture(scope="session")
+def defconfig_kernel() -> str:
+    """x86_64_defconfig + kvm_guest.config: what most developers build (virtio-pci only)."""
+    builder = _kernel_builder()
+    try:
+        return str(builder.ensure_kernel(flavour="defconfig"))
+    except builder.MissingPrerequisites as missing:
+        pytest.skip(f"cannot build the defconfig kernel here: {missing}")
+
+
+@pytest.fixture(scope="session")
 def test_initrd() -> str:
     from kvmpy.initramfs import MissingPrerequisites, ensure_initramfs
 
@@ -50,6 +60,19 @@ def debian_kernel() -> str:
         return str(ensure_lane_image(sys.stderr).kernel)
     except LaneUnavailable as missing:
         pytest.skip(f"no Debian kernel here: {missing}")
+
+
+@pytest.fixture(scope="session")
+def distro_image():
+    """Debian 12 built by debootstrap (boot/distro/build_image.py, cached): Debian's kernel, its
+    own initramfs-tools initrd, and an ext4 root file system with systemd."""
+    spec = importlib.util.spec_from_file_location("kvmpy_build_distro", REPO / "boot" / "distro" / "build_image.py")
+    builder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(builder)
+    try:
+        return builder.ensure_distro_image()
+    except builder.MissingPrerequisites as missing:
+        pytest.skip(f"cannot build the Debian image here: {missing}")
 
 
 def _skip_unless_kvm_runs_linux() -> None:

@@ -161,6 +161,8 @@ GROUPS = {
         ("tests.linux.test_acpi_linux", "[kvm]", 2),
     "Linux's vmlinux through its PVH entry, 2 vCPUs": ("tests.linux.test_pvh", "[kvm]", 1),
     "a multiboot kernel starts its second vCPU by INIT/SIPI": ("tests.machine.test_multiboot", "[kvm-2cpus]", 1),
+    "defconfig kernel: disk and network over virtio-pci": ("tests.linux.test_defconfig", "[kvm]", 1),
+    "Debian 12 to multi-user.target on virtio-blk, powered off through ACPI": ("tests.linux.test_distro", "[kvm]", 1),
 }
 
 

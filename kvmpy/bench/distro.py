@@ -1,0 +1,108 @@
+"""The kernels users bring, timed against QEMU TCG on the same inputs: Debian 12 (its stock
+kernel, initramfs-tools initrd and a debootstrap root file system on virtio-blk over
+virtio-pci) from VM start to systemd's multi-user.target, and the defconfig kernel from VM
+start to "Run /init". Both are the interpreter's figures here: QEMU TCG is the baseline.
+
+The images are the ones boot/distro/build_image.py and `build_kernel.py --defconfig` cache.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+
+from ..linux import command_cmdline, run_command
+from .boot import QEMU, ConsoleMark, kvmpy_boot, qemu_boot
+from .report import Figure, Missing, Ratio, Report
+
+MULTI_USER_LINE = b"Multi-User System"  # systemd: "[  OK  ] Reached target ... Multi-User System."
+DISTRO_CMDLINE = "console=ttyS0 root=/dev/vda panic=-1"
+DISTRO_MEMORY_MIB = 1024
+TARGET = 1.5  # kvmpy within 1.5x of QEMU TCG
+
+
+def _cache(pattern: str) -> str | None:
+    cache = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "kvmpy")
+    found = glob.glob(os.path.join(cache, pattern))
+    return max(found, key=os.path.getmtime) if found else None
+
+
+def _fresh_copy(rootfs: str, directory: str) -> str:
+    copy = os.path.join(directory, "rootfs.img")
+    subprocess.run(["cp", "--sparse=always", rootfs, copy], check=True)
+    return copy
+
+
+def kvmpy_to_multi_user(image: str, timeout: float) -> tuple[float | None, str]:
+    mark = ConsoleMark(MULTI_USER_LINE)
+    with tempfile.TemporaryDirectory(prefix="kvmpy-bench-") as work:
+        result = run_command(os.path.join(image, "vmlinuz"), "true", os.path.join(image, "initrd.img"),
+                             disks=((_fresh_copy(os.path.join(image, "rootfs.img"), work), False),),
+                             mem_size=DISTRO_MEMORY_MIB << 20, cmdline=DISTRO_CMDLINE, accel="interp",
+                             timeout=timeout, echo=mark)
+    return mark.seen_at, result.stop.message
+
+
+def qemu_to_multi_user(image: str, timeout: float) -> tuple[float | None, str]:
+    with tempfile.TemporaryDirectory(prefix="kvmpy-bench-") as work:
+        rootfs = _fresh_copy(os.path.join(image, "rootfs.img"), work)
+        command = [QEMU, "-accel", "tcg", "-M", "pc", "-m", str(DISTRO_MEMORY_MIB), "-display", "none",
+                   "-serial", "stdio", "-no-reboot", "-kernel", os.path.join(image, "vmlinuz"),
+                   "-initrd", os.path.join(image, "initrd.img"), "-append", command_cmdline("true", DISTRO_CMDLINE),
+                   "-drive", f"file={rootfs},if=virtio,format=raw"]
+        start = time.monotonic()
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        timer = threading.Timer(timeout, process.kill)
+        timer.start()
+        seen, tail = None, b""
+        try:
+            for chunk in iter(lambda: process.stdout.read1(4096), b""):
+                tail = (tail + chunk)[-8192:]
+                if seen is None and MULTI_USER_LINE in tail:
+                    seen = time.monotonic() - start
+            process.wait()
+        finally:
+            timer.cancel()
+    return seen, f"exit status {process.returncode}"
+
+
+def run_distro(report: Report, timeout: float, progress=print) -> None:
+    image = _cache("distro-*/")
+    defconfig = _cache("kernel-defconfig-*/bzImage")
+    if not shutil.which(QEMU):
+        report.missing.append(Missing("distribution boots", f"{QEMU} is not installed (the baseline)"))
+        return
+    if image is None:
+        report.missing.append(Missing("Debian to multi-user", "no image: python3 boot/distro/build_image.py"))
+    else:
+        progress("distro: Debian 12 to multi-user.target, kvmpy interp")
+        ours, how = kvmpy_to_multi_user(image, timeout)
+        progress("distro: Debian 12 to multi-user.target, QEMU TCG")
+        theirs, their_how = qemu_to_multi_user(image, timeout)
+        _compare(report, "Debian 12 to multi-user.target", ours, how, theirs, their_how)
+    if defconfig is None:
+        report.missing.append(Missing("defconfig boot", "no kernel: python3 boot/linux/build_kernel.py --defconfig"))
+    else:
+        from ..initramfs import ensure_initramfs
+
+        initrd = str(ensure_initramfs())
+        progress("distro: the defconfig kernel to 'Run /init', kvmpy interp and QEMU TCG")
+        ours, _timer, how = kvmpy_boot(defconfig, initrd, "interp", timeout)
+        theirs, their_how = qemu_boot(defconfig, initrd, "tcg", timeout)
+        _compare(report, "defconfig kernel to 'Run /init'", ours, how, theirs, their_how)
+
+
+def _compare(report: Report, what: str, ours: float | None, how: str, theirs: float | None, their_how: str) -> None:
+    if ours is None or theirs is None:
+        who = "kvmpy" if ours is None else "QEMU TCG"
+        report.missing.append(Missing(what, f"{who} did not get there ({how if ours is None else their_how})"))
+        return
+    report.figures.append(Figure("distro", f"{what}: kvmpy interp", "s", [ours]))
+    report.figures.append(Figure("distro", f"{what}: QEMU TCG", "s", [theirs]))
+    ratio = ours / theirs
+    report.ratios.append(Ratio(f"{what}: kvmpy interp / QEMU TCG", ratio, f"<= {TARGET}x", ratio <= TARGET))
