@@ -47,6 +47,19 @@ def qemu_boot(kernel: str, initrd: str, accel: str, timeout: float) -> tuple[flo
     command = [QEMU, "-accel", accel, "-M", "microvm", "-m", "256", "-display", "none", "-serial", "stdio",
                "-no-reboot", "-kernel", kernel, "-initrd", initrd, "-device", "isa-debug-exit,iobase=0xf4,iosize=1",
                "-append", command_cmdline("true")]
+    seen, tail, returncode = qemu_console_time(command, INIT_LINE, timeout)
+    text = tail.decode(errors="replace")
+    if QEMU_GAVE_UP.decode() in text:
+        failure = next(line for line in text.splitlines() if QEMU_GAVE_UP.decode() in line)
+        return seen, f"QEMU stopped: {failure.strip()[:100]}"
+    last = text.strip().splitlines()[-1:] or ["(no output)"]
+    return seen, f"exit status {returncode}: {last[0][:120]}"
+
+
+def qemu_console_time(command: list[str], needle: bytes, timeout: float) -> tuple[float | None, bytes, int]:
+    """Run QEMU until it exits (killed after `timeout` s, or at an emulation failure, where it
+    would wait for ever); (seconds until `needle` first appeared on its console, the console's
+    last 8 KiB, its exit status)."""
     start = time.monotonic()
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     timer = threading.Timer(timeout, process.kill)
@@ -55,19 +68,14 @@ def qemu_boot(kernel: str, initrd: str, accel: str, timeout: float) -> tuple[flo
     try:
         for chunk in iter(lambda: process.stdout.read1(4096), b""):
             tail = (tail + chunk)[-8192:]
-            if seen is None and INIT_LINE in tail:
+            if seen is None and needle in tail:
                 seen = time.monotonic() - start
             if QEMU_GAVE_UP in tail:
                 process.kill()
         process.wait()
     finally:
         timer.cancel()
-    text = tail.decode(errors="replace")
-    if QEMU_GAVE_UP.decode() in text:
-        failure = next(line for line in text.splitlines() if QEMU_GAVE_UP.decode() in line)
-        return seen, f"QEMU stopped: {failure.strip()[:100]}"
-    last = text.strip().splitlines()[-1:] or ["(no output)"]
-    return seen, f"exit status {process.returncode}: {last[0][:120]}"
+    return seen, tail, process.returncode
 
 
 def run_boot(report: Report, kernel: str, initrd: str, repeats: int, include_kvm: bool, timeout: float,

@@ -13,11 +13,9 @@ import os
 import shutil
 import subprocess
 import tempfile
-import threading
-import time
 
 from ..linux import command_cmdline, run_command
-from .boot import QEMU, ConsoleMark, kvmpy_boot, qemu_boot
+from .boot import QEMU, ConsoleMark, kvmpy_boot, qemu_boot, qemu_console_time
 from .report import Figure, Missing, Ratio, Report
 
 MULTI_USER_LINE = b"Multi-User System"  # systemd: "[  OK  ] Reached target ... Multi-User System."
@@ -55,20 +53,8 @@ def qemu_to_multi_user(image: str, timeout: float) -> tuple[float | None, str]:
                    "-serial", "stdio", "-no-reboot", "-kernel", os.path.join(image, "vmlinuz"),
                    "-initrd", os.path.join(image, "initrd.img"), "-append", command_cmdline("true", DISTRO_CMDLINE),
                    "-drive", f"file={rootfs},if=virtio,format=raw"]
-        start = time.monotonic()
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        timer = threading.Timer(timeout, process.kill)
-        timer.start()
-        seen, tail = None, b""
-        try:
-            for chunk in iter(lambda: process.stdout.read1(4096), b""):
-                tail = (tail + chunk)[-8192:]
-                if seen is None and MULTI_USER_LINE in tail:
-                    seen = time.monotonic() - start
-            process.wait()
-        finally:
-            timer.cancel()
-    return seen, f"exit status {process.returncode}"
+        seen, _tail, returncode = qemu_console_time(command, MULTI_USER_LINE, timeout)
+    return seen, f"exit status {returncode}"
 
 
 def run_distro(report: Report, timeout: float, progress=print) -> None:

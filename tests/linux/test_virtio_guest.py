@@ -99,23 +99,24 @@ def test_hwrng_yields_bytes_from_virtio_rng(test_kernel, test_initrd, guest_path
 
 
 @pytest.mark.parametrize("transport", [pytest.param("pci", marks=pytest.mark.pci), "mmio"])
-def test_the_disk_and_the_rng_are_found_over_either_transport(test_kernel, test_initrd, tmp_path, linux_accel,
-                                                              transport):
+def test_disk_network_and_rng_are_found_over_either_transport(test_kernel, test_initrd, tmp_path, linux_accel,
+                                                             transport):
     """virtio-pci (the default: PCI functions behind the host bridge, INTA# routed by the MP
     table) and virtio-mmio (announced on the command line) carry the same devices."""
     image = tmp_path / "raw.img"
     payload = secrets.token_hex(16).encode()
     image.write_bytes(payload.ljust(1 << 20, b"\0"))
-    command = ("head -c 32 /dev/vda; echo; head -c 8 /dev/hwrng | wc -c; "
+    command = ("head -c 32 /dev/vda; echo; head -c 8 /dev/hwrng | wc -c; cat /sys/class/net/eth0/address; "
                "cat /sys/bus/pci/devices/*/vendor /sys/bus/pci/devices/*/device 2>/dev/null | sort | tr '\\n' ' '")
-    result = run_command(test_kernel, command, test_initrd, disks=((str(image), True),), rng=True, timeout=TIMEOUT,
-                         accel=linux_accel, virtio_transport=transport)
+    result = run_command(test_kernel, command, test_initrd, disks=((str(image), True),), rng=True, net="auto",
+                         timeout=TIMEOUT, accel=linux_accel, virtio_transport=transport)
     assert result.status == 0, result.console[-3000:]
     lines = command_lines(result.output)
     assert lines[0] == payload.decode() and lines[1].strip() == "8", result.output
-    pci_ids = lines[2].split() if len(lines) > 2 else []
-    if transport == "pci":  # the host bridge, then virtio-blk (0x1042) and virtio-rng (0x1044)
-        assert {"0x1af4", "0x1042", "0x1044", "0x1b36", "0x0008"} <= set(pci_ids), result.output
+    assert lines[2].count(":") == 5, result.output  # eth0's MAC address
+    pci_ids = lines[3].split() if len(lines) > 3 else []
+    if transport == "pci":  # the host bridge, virtio-net (0x1041), -blk (0x1042) and -rng (0x1044)
+        assert {"0x1af4", "0x1041", "0x1042", "0x1044", "0x1b36", "0x0008"} <= set(pci_ids), result.output
     else:
         assert "0x1af4" not in pci_ids, result.output
     assert {device["transport"] for device in result.stats["virtio"].values()} == {transport}
