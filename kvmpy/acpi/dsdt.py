@@ -3,8 +3,9 @@
 Under \\_SB: each vCPU (ACPI0007), the PCI root bridge (PNP0A03) with its bus, I/O and memory
 windows and an interrupt routing table whose every slot's INTA# goes to a link device of its
 own (PNP0C0F, one fixed GSI, edge-triggered and active high, as kvmpy signals INTx), COM1
-(PNP0501), the ISA pvpanic port (QEMU0001) and each virtio-mmio window (LNRO0005). At the
-root: \\_S5, the sleep type acpi/pm.py reads as power-off.
+(PNP0501), the CMOS RTC (PNP0B00), the i8042 keyboard controller (PNP0303), the ISA pvpanic
+port (QEMU0001) and each virtio-mmio window (LNRO0005). At the root: \\_S5, the sleep type
+acpi/pm.py reads as power-off.
 """
 
 from __future__ import annotations
@@ -77,6 +78,25 @@ def _com1() -> bytes:
     )
 
 
+def _rtc() -> bytes:
+    return aml.device(
+        "RTC",
+        aml.name("_HID", aml.eisa_id("PNP0B00")),
+        aml.name("_CRS", aml.resource_template(aml.io_port(layout.RTC_PORT, layout.RTC_PORT_LENGTH),
+                                               aml.irq_no_flags(layout.RTC_IRQ))),
+    )
+
+
+def _keyboard() -> bytes:
+    return aml.device(
+        "KBD",
+        aml.name("_HID", aml.eisa_id("PNP0303")),
+        aml.name("_CRS", aml.resource_template(aml.io_port(layout.I8042_DATA_PORT, 1),
+                                               aml.io_port(layout.I8042_COMMAND_PORT, 1),
+                                               aml.irq_no_flags(layout.I8042_KEYBOARD_IRQ))),
+    )
+
+
 def _pvpanic() -> bytes:
     return aml.device(
         "PEVT",
@@ -103,6 +123,8 @@ def dsdt(platform) -> bytes:
         _pci_root(platform.pci_routes),
         *(_link(route) for route in platform.pci_routes),
         _com1(),
+        _rtc(),
+        _keyboard(),
         _pvpanic(),
         *(_virtio_mmio(index, window) for index, window in enumerate(platform.virtio_mmio)),
     )

@@ -163,6 +163,10 @@ def test_dsdt_describes_cpus_pci_routes_com1_pvpanic_and_virtio_mmio(tables):
         aml.package(aml.integer(3 << 16 | 0xFFFF), aml.integer(0), aml.name_string("\\_SB.LS03"), aml.integer(0)),
         aml.name("_CRS", aml.resource_template(aml.interrupt(6, aml.INTERRUPT_CONSUMER | aml.INTERRUPT_EDGE))),
         aml.resource_template(aml.io_port(0x3F8, 8), aml.irq_no_flags(4)),
+        aml.name("_HID", aml.eisa_id("PNP0B00")) + aml.name("_CRS", aml.resource_template(
+            aml.io_port(0x70, 2), aml.irq_no_flags(8))),
+        aml.name("_HID", aml.eisa_id("PNP0303")) + aml.name("_CRS", aml.resource_template(
+            aml.io_port(0x60, 1), aml.io_port(0x64, 1), aml.irq_no_flags(1))),
         aml.name("_HID", aml.string("QEMU0001")) + aml.name("_CRS", aml.resource_template(aml.io_port(0x505, 1))),
         aml.name("_HID", aml.string("LNRO0005")),
         aml.resource_template(aml.memory32_fixed(layout.VIRTIO_MMIO_BASE, 0x1000),
@@ -170,7 +174,7 @@ def test_dsdt_describes_cpus_pci_routes_com1_pvpanic_and_virtio_mmio(tables):
         aml.name("\\_S5", aml.package(*(aml.integer(v) for v in (5, 5, 0, 0)))),
     ):
         assert term in dsdt, term.hex()
-    assert dsdt.count(b"\x5b\x82") == 2 + 1 + 2 + 1 + 1 + 1  # CPUs, PCI0, links, COM1, PEVT, VR00
+    assert dsdt.count(b"\x5b\x82") == 2 + 1 + 2 + 1 + 1 + 1 + 1 + 1  # CPUs, PCI0, links, COM1, RTC, KBD, PEVT, VR00
 
 
 def test_dump_reads_like_acpidump(tables):
