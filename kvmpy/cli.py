@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import logging
 import re
+import signal
 import sys
 
 from . import layout
@@ -17,12 +18,12 @@ from .errors import ConfigError, KvmpyError
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
-_SIZE = re.compile(r"^\s*(\d+)\s*([KMGkmg]?)(?:i?[Bb])?\s*$")
-_SIZE_UNITS = {"": layout.MiB, "K": layout.KiB, "M": layout.MiB, "G": layout.GiB}
+_SIZE = re.compile(r"^\s*(\d+)\s*([KMGTkmgt]?)(?:i?[Bb])?\s*$")
+_SIZE_UNITS = {"": layout.MiB, "K": layout.KiB, "M": layout.MiB, "G": layout.GiB, "T": layout.TiB}
 
 
 def parse_size(text: str) -> int:
-    """'256M', '1G', '512K' or a bare number of MiB (as QEMU's -m) into bytes."""
+    """'256M', '1G', '512K', '1T' or a bare number of MiB (as QEMU's -m) into bytes."""
     match = _SIZE.match(text)
     if not match:
         raise ConfigError(f"--mem: cannot read '{text}' as a size (examples: 256M, 1G)")
@@ -98,11 +99,11 @@ def _run(args) -> int:
         attach_virtio_devices(machine, args, resources)
         machine.load(image, args.cmdline, args.initrd)
         quit_reason = lambda: machine.request_stop(_user_quit())  # noqa: E731
-        with Console(on_input=machine.serial.enqueue_input, on_quit=quit_reason):
+        with Console(on_input=machine.serial.enqueue_input, on_quit=quit_reason), _stopped_by_signals(machine):
             reason = machine.run(timeout=args.timeout)
         if args.stats:
             print(format_stats(machine.stats()), file=sys.stderr)
-    if reason.kind in ("shutdown", "error", "timeout", "panic", "halted"):
+    if reason.kind in ("shutdown", "error", "timeout", "panic", "halted", "signal"):
         print(f"kvmpy: {reason.message}", file=sys.stderr)
     return reason.exit_code
 
@@ -173,6 +174,28 @@ def parse_mac(text: str) -> bytes:
         return bytes(int(part, 16) for part in parts)
     except ValueError:
         raise ConfigError(f"'{text}' is not a MAC address (like 52:54:00:12:34:56)") from None
+
+
+# Signals that stop the VM in order (devices closed, TAP removed, terminal restored, disk
+# flushed by close) with the shell's status for a process killed by them: 128 + the number.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+
+
+@contextlib.contextmanager
+def _stopped_by_signals(machine):
+    """While the VM runs, STOP_SIGNALS stop it with `kvmpy: stopped by SIG...` and 128 + signo."""
+    from .exits.kinds import StopReason
+
+    def stop(signum, _frame):
+        name = signal.Signals(signum).name
+        machine.request_stop(StopReason("signal", 128 + signum, f"stopped by {name}"))
+
+    previous = {signum: signal.signal(signum, stop) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _user_quit():

@@ -8,6 +8,7 @@ in the mode the image wants.
 KiB = 1 << 10
 MiB = 1 << 20
 GiB = 1 << 30
+TiB = 1 << 40
 PAGE_SIZE = 4 * KiB
 
 # --- Guest-physical memory map ------------------------------------------------------------

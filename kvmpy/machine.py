@@ -64,7 +64,7 @@ class Machine:
             )
         self.stop_reason: StopReason | None = None
         self._stopped = threading.Event()
-        self._stop_lock = threading.Lock()
+        self._stop_lock = threading.RLock()  # re-entrant: a signal handler may stop the VM from inside run()
         self.memory = GuestMemory.with_hole(mem_size, layout.MMIO_HOLE_START, layout.MMIO_HOLE_END)
         try:
             self.accel = create_accelerator(accel, self.memory, cpus, kvm, fallback_burst)

@@ -49,9 +49,16 @@ class GuestMemory:
         if size <= 0:
             raise ConfigError("guest memory size must be positive")
         below = min(size, hole_start)
-        regions = [MemoryRegion(0, below)]
-        if size > below:
-            regions.append(MemoryRegion(hole_end, size - below))
+        regions = []
+        try:
+            regions.append(MemoryRegion(0, below))
+            if size > below:
+                regions.append(MemoryRegion(hole_end, size - below))
+        except OSError as error:  # more than the host will map (overcommit policy, address-space limit)
+            for region in regions:
+                region.backing.close()
+            raise ConfigError(f"the host cannot give {size >> 20} MiB of guest RAM ({error.strerror}); "
+                              "ask for less --mem") from None
         return cls(regions)
 
     def _locate(self, gpa: int, length: int) -> tuple[MemoryRegion, int]:

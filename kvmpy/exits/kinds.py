@@ -60,7 +60,7 @@ class InternalError(_record("InternalError", "suberror data instruction",
 # --- what to do next ------------------------------------------------------------------------
 class StopReason(_record("StopReason", "kind exit_code message",
                          "Why the VM stopped ('verdict', 'poweroff', 'reset', 'shutdown', 'halt', 'halted', 'panic', 'error',"
-                         " 'timeout', 'quit') and the exit status `kvmpy run` reports for it.", ("",))):
+                         " 'timeout', 'quit', 'signal') and the exit status `kvmpy run` reports for it.", ("",))):
     __slots__ = ()
 
     @classmethod

@@ -66,6 +66,7 @@ def bad_files(tmp_path):
         (["--mem", "huge"], "--mem: cannot read"),
         (["--cpus", "0"], "--cpus must be between 1 and"),
         (["--cpus", "100000"], "--cpus must be between 1 and"),
+        (["--mem", "1000T"], "the host cannot give 1048576000 MiB of guest RAM"),  # beyond any address space
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(bad_files, args, message):
