@@ -12,19 +12,9 @@ import pytest
 from kvmpy import layout
 from kvmpy.exits.kinds import StopReason
 from kvmpy.guests import EXPECTED
-from kvmpy.kvm import kvm_usable
 from kvmpy.machine import Machine
 
 MiB = 1 << 20
-
-
-@pytest.fixture(params=[pytest.param("kvm", marks=pytest.mark.kvm), "interp"])
-def accel(request):
-    if request.param == "kvm":
-        usable, why = kvm_usable()
-        if not usable:
-            pytest.skip(f"/dev/kvm is not usable here: {why}")
-    return request.param
 
 
 def run_guest(path, accel, cmdline="", cpus=1, timeout=60):

@@ -6,7 +6,6 @@ import threading
 
 import pytest
 
-from kvmpy.kvm import kvm_usable
 from kvmpy.machine import Machine
 
 pytestmark = pytest.mark.hostile
@@ -26,17 +25,6 @@ def figures() -> dict[str, int]:
             "rss_kib": int(fields["VmRSS"].split()[0]), "vm_kib": int(fields["VmSize"].split()[0])}
 
 
-@pytest.fixture(params=[pytest.param("kvm", marks=pytest.mark.kvm), "interp"])
-def accel(request):
-    if request.param == "kvm":
-        usable, why = kvm_usable()
-        if not usable:
-            pytest.skip(f"/dev/kvm is not usable here: {why}")
-    if os.geteuid() != 0:
-        pytest.skip("the network device's TAP needs root")
-    return request.param
-
-
 def cycle(guest_image: str, disk: str, accel: str) -> None:
     from kvmpy.virtio import BlockDevice, ConsoleDevice, NetDevice, RngDevice
     from kvmpy.virtio.tap import open_tap
@@ -52,6 +40,8 @@ def cycle(guest_image: str, disk: str, accel: str) -> None:
 
 
 def test_create_run_destroy_cycles_leave_nothing_behind(guest, tmp_path, accel):
+    if os.geteuid() != 0:
+        pytest.skip("the network device's TAP needs root")
     disk = tmp_path / "disk.img"
     disk.write_bytes(bytes(1 << 20))
     for _ in range(WARM_UP):
