@@ -28,7 +28,7 @@ def _link_name(slot: int) -> str:
 
 
 def _cpu(index: int) -> bytes:
-    return aml.device(f"C{index:03X}", aml.name("_HID", aml.string("ACPI0007")), aml.name("_UID", aml.integer(index)))
+    return _device(f"C{index:03X}", aml.string("ACPI0007"), uid=index)
 
 
 def _pci_root(routes) -> bytes:
@@ -68,51 +68,34 @@ def _link(route) -> bytes:
     )
 
 
-def _com1() -> bytes:
-    return aml.device(
-        "COM1",
-        aml.name("_HID", aml.eisa_id("PNP0501")),
-        aml.name("_UID", aml.integer(1)),
-        aml.name("_CRS", aml.resource_template(aml.io_port(layout.COM1_PORT, layout.COM_PORT_LENGTH),
-                                               aml.irq_no_flags(layout.COM1_IRQ))),
-    )
+def _device(name: str, hid: bytes, resources=(), uid: int | None = None) -> bytes:
+    """Device(name) with its _HID (an encoded EISA id or string), an optional _UID, and a
+    _CRS of `resources` when it has any."""
+    terms = [aml.name("_HID", hid)]
+    if uid is not None:
+        terms.append(aml.name("_UID", aml.integer(uid)))
+    if resources:
+        terms.append(aml.name("_CRS", aml.resource_template(*resources)))
+    return aml.device(name, *terms)
 
 
-def _rtc() -> bytes:
-    return aml.device(
-        "RTC",
-        aml.name("_HID", aml.eisa_id("PNP0B00")),
-        aml.name("_CRS", aml.resource_template(aml.io_port(layout.RTC_PORT, layout.RTC_PORT_LENGTH),
-                                               aml.irq_no_flags(layout.RTC_IRQ))),
-    )
-
-
-def _keyboard() -> bytes:
-    return aml.device(
-        "KBD",
-        aml.name("_HID", aml.eisa_id("PNP0303")),
-        aml.name("_CRS", aml.resource_template(aml.io_port(layout.I8042_DATA_PORT, 1),
-                                               aml.io_port(layout.I8042_COMMAND_PORT, 1),
-                                               aml.irq_no_flags(layout.I8042_KEYBOARD_IRQ))),
-    )
-
-
-def _pvpanic() -> bytes:
-    return aml.device(
-        "PEVT",
-        aml.name("_HID", aml.string("QEMU0001")),
-        aml.name("_CRS", aml.resource_template(aml.io_port(layout.PVPANIC_PORT, 1))),
-    )
+def _legacy_devices() -> list[bytes]:
+    """COM1, the CMOS RTC, the i8042 and the ISA pvpanic port, as QEMU describes them."""
+    return [
+        _device("COM1", aml.eisa_id("PNP0501"),
+                (aml.io_port(layout.COM1_PORT, layout.COM_PORT_LENGTH), aml.irq_no_flags(layout.COM1_IRQ)), uid=1),
+        _device("RTC", aml.eisa_id("PNP0B00"),
+                (aml.io_port(layout.RTC_PORT, layout.RTC_PORT_LENGTH), aml.irq_no_flags(layout.RTC_IRQ))),
+        _device("KBD", aml.eisa_id("PNP0303"),
+                (aml.io_port(layout.I8042_DATA_PORT, 1), aml.io_port(layout.I8042_COMMAND_PORT, 1),
+                 aml.irq_no_flags(layout.I8042_KEYBOARD_IRQ))),
+        _device("PEVT", aml.string("QEMU0001"), (aml.io_port(layout.PVPANIC_PORT, 1),)),
+    ]
 
 
 def _virtio_mmio(index: int, window) -> bytes:
-    return aml.device(
-        f"VR{index:02X}",
-        aml.name("_HID", aml.string("LNRO0005")),
-        aml.name("_UID", aml.integer(index)),
-        aml.name("_CRS", aml.resource_template(aml.memory32_fixed(window.base, window.size),
-                                               aml.interrupt(window.irq, EDGE_HIGH))),
-    )
+    return _device(f"VR{index:02X}", aml.string("LNRO0005"),
+                   (aml.memory32_fixed(window.base, window.size), aml.interrupt(window.irq, EDGE_HIGH)), uid=index)
 
 
 def dsdt(platform) -> bytes:
@@ -122,10 +105,7 @@ def dsdt(platform) -> bytes:
         *(_cpu(index) for index in range(platform.cpus)),
         _pci_root(platform.pci_routes),
         *(_link(route) for route in platform.pci_routes),
-        _com1(),
-        _rtc(),
-        _keyboard(),
-        _pvpanic(),
+        *_legacy_devices(),
         *(_virtio_mmio(index, window) for index, window in enumerate(platform.virtio_mmio)),
     )
     s5 = aml.name("\\_S5", aml.package(*(aml.integer(value) for value in (SLEEP_TYPE_S5, SLEEP_TYPE_S5, 0, 0))))
