@@ -12,7 +12,7 @@ from ..memory import GuestMemory
 from .bootimage import BootImage
 from .bzimage import is_bzimage, load_bzimage
 from .elf import is_elf, load_elf
-from .multiboot import is_multiboot, load_multiboot
+from .multiboot import find_header, load_multiboot
 from .pvh import load_pvh
 
 
@@ -62,8 +62,9 @@ def load_image(path: str, memory: GuestMemory, cmdline: str = "", initrd: str | 
     if is_bzimage(data):
         cmdline = linux_cmdline(cmdline)
         return load_bzimage(data, memory, write_cmdline(memory, cmdline), cmdline, initrd, path)
-    if is_multiboot(data):
-        return load_multiboot(data, memory, write_cmdline(memory, cmdline), initrd, path)
+    multiboot = find_header(data)
+    if multiboot is not None:
+        return load_multiboot(data, multiboot, memory, write_cmdline(memory, cmdline), initrd, path)
     if is_elf(data):
         loaded = load_elf(data, memory, path)
         if loaded.pvh_entry is not None:

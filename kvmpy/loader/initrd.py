@@ -10,6 +10,7 @@ from ..errors import ConfigError
 from ..memory import GuestMemory
 
 INITRD_ALIGN = layout.PAGE_SIZE
+LOW_RAM_LIMIT = layout.MMIO_HOLE_START - 1  # for a kernel that sets no limit: anywhere in low RAM (32-bit)
 
 
 def place_initrd(memory: GuestMemory, size: int, limit: int, kernel_end: int, name: str) -> int:

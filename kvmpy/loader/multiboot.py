@@ -21,7 +21,7 @@ from ..vcpu.modes import StartMode
 from . import bootparams as bp
 from .bootimage import BootImage
 from .elf import is_elf, load_elf
-from .initrd import load_initrd
+from .initrd import LOW_RAM_LIMIT, load_initrd
 
 HEADER_MAGIC = 0x1BADB002
 BOOTLOADER_MAGIC = 0x2BADB002
@@ -48,7 +48,6 @@ MODULE = struct.Struct("<IIII")  # mod_start, mod_end, string, reserved
 MEMORY_MAP_ENTRY = struct.Struct("<IQQI")  # size (of what follows), base, length, type
 LOADER_NAME = b"kvmpy\0"
 LOW_MEMORY_KIB = layout.EBDA_START // 1024
-MODULE_LIMIT = layout.MMIO_HOLE_START - 1  # 32-bit addresses, in low RAM
 
 
 class MultibootHeader(NamedTuple):
@@ -67,10 +66,6 @@ def find_header(data: bytes) -> MultibootHeader | None:
                 addresses = ADDRESS_FIELDS.unpack_from(data, offset + HEADER.size)
             return MultibootHeader(offset, flags, addresses)
     return None
-
-
-def is_multiboot(data: bytes) -> bool:
-    return find_header(data) is not None
 
 
 def _load_kernel(data: bytes, header: MultibootHeader, memory: GuestMemory, name: str) -> tuple[int, int]:
@@ -100,8 +95,9 @@ def _memory_map(memory: GuestMemory) -> bytes:
                     for base, size, kind in bp.e820_map(memory))
 
 
-def load_multiboot(data: bytes, memory: GuestMemory, cmdline_addr: int, initrd: str | None, name: str) -> BootImage:
-    header = find_header(data)
+def load_multiboot(data: bytes, header: MultibootHeader, memory: GuestMemory, cmdline_addr: int,
+                   initrd: str | None, name: str) -> BootImage:
+    """Load a kernel whose header find_header found."""
     unmet = header.flags & REQUIREMENTS & ~MET_REQUIREMENTS
     if unmet & REQUIRE_VIDEO_MODE:
         raise ConfigError(f"{name}: the multiboot kernel asks for a video mode; kvmpy has no display")
@@ -111,7 +107,7 @@ def load_multiboot(data: bytes, memory: GuestMemory, cmdline_addr: int, initrd: 
     flags = INFO_MEMORY | INFO_CMDLINE | INFO_MEMORY_MAP | INFO_LOADER_NAME
     modules = b""
     if initrd is not None:
-        start, size = load_initrd(memory, initrd, MODULE_LIMIT, kernel_end)
+        start, size = load_initrd(memory, initrd, LOW_RAM_LIMIT, kernel_end)
         module_name = os.path.basename(initrd).encode() + b"\0"
         memory.write(layout.BOOT_INFO_STRINGS_ADDR + len(LOADER_NAME), module_name)
         modules = MODULE.pack(start, start + size, layout.BOOT_INFO_STRINGS_ADDR + len(LOADER_NAME), 0)

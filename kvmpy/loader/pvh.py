@@ -15,7 +15,7 @@ from ..memory import GuestMemory
 from ..vcpu.modes import StartMode
 from . import bootparams as bp
 from .bootimage import BootImage
-from .initrd import load_initrd
+from .initrd import LOW_RAM_LIMIT, load_initrd
 
 START_INFO_MAGIC = 0x336EC578  # "xEn3"
 START_INFO_VERSION = 1  # has the memory map fields
@@ -24,14 +24,13 @@ START_INFO_VERSION = 1  # has the memory map fields
 START_INFO = struct.Struct("<IIIIQQQQII")
 MODULE = struct.Struct("<QQQQ")  # paddr, size, cmdline_paddr, reserved
 MEMORY_MAP_ENTRY = struct.Struct("<QQII")  # addr, size, type (e820's), reserved
-MODULE_LIMIT = layout.MMIO_HOLE_START - 1
 
 
 def load_pvh(entry: int, kernel_end: int, memory: GuestMemory, cmdline_addr: int, initrd: str | None) -> BootImage:
     """Write the start info for a kernel already loaded (entry: the PVH note's, guest-physical)."""
     modules = b""
     if initrd is not None:
-        address, size = load_initrd(memory, initrd, MODULE_LIMIT, kernel_end)
+        address, size = load_initrd(memory, initrd, LOW_RAM_LIMIT, kernel_end)
         modules = MODULE.pack(address, size, 0, 0)
     memory_map = bp.e820_map(memory)
     memory.write(layout.BOOT_INFO_MEMORY_MAP_ADDR,
