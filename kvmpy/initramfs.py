@@ -22,6 +22,7 @@ Exit status: 0 ok, 1 failure, 2 busybox-static missing.
 from __future__ import annotations
 
 import argparse
+import glob
 import hashlib
 import os
 import pathlib
@@ -168,6 +169,13 @@ def cache_root() -> pathlib.Path:
     """${XDG_CACHE_HOME:-~/.cache}/kvmpy, shared with build_kernel.py."""
     base = os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache"
     return pathlib.Path(base) / "kvmpy"
+
+
+def newest_cached(pattern: str, accept=lambda path: True) -> str | None:
+    """The most recently built path under cache_root() matching the glob `pattern` (and
+    `accept`), or None: how the benchmarks find what the builders made."""
+    found = [path for path in glob.glob(os.path.join(cache_root(), pattern)) if accept(path)]
+    return max(found, key=os.path.getmtime) if found else None
 
 
 def _is_static_elf(data: bytes) -> bool:

@@ -8,7 +8,6 @@ The images are the ones boot/distro/build_image.py and `build_kernel.py --defcon
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import subprocess
@@ -22,12 +21,6 @@ MULTI_USER_LINE = b"Multi-User System"  # systemd: "[  OK  ] Reached target ... 
 DISTRO_CMDLINE = "console=ttyS0 root=/dev/vda panic=-1"
 DISTRO_MEMORY_MIB = 1024
 TARGET = 1.5  # kvmpy within 1.5x of QEMU TCG
-
-
-def _cache(pattern: str) -> str | None:
-    cache = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "kvmpy")
-    found = glob.glob(os.path.join(cache, pattern))
-    return max(found, key=os.path.getmtime) if found else None
 
 
 def _fresh_copy(rootfs: str, directory: str) -> str:
@@ -58,8 +51,10 @@ def qemu_to_multi_user(image: str, timeout: float) -> tuple[float | None, str]:
 
 
 def run_distro(report: Report, timeout: float, progress=print) -> None:
-    image = _cache("distro-*/")
-    defconfig = _cache("kernel-defconfig-*/bzImage")
+    from ..initramfs import newest_cached
+
+    image = newest_cached("distro-*/")
+    defconfig = newest_cached("kernel-defconfig-*/bzImage")
     if not shutil.which(QEMU):
         report.missing.append(Missing("distribution boots", f"{QEMU} is not installed (the baseline)"))
         return

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import os
 import platform
 import re
@@ -34,10 +33,10 @@ def progress(message: str) -> None:
 
 def default_kernel() -> str | None:
     """The newest test kernel built by boot/linux/build_kernel.py, if any."""
-    cache = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "kvmpy")
-    kernels = [path for path in glob.glob(os.path.join(cache, "kernel-*", "bzImage"))
-               if TEST_KERNEL_DIR.fullmatch(os.path.basename(os.path.dirname(path)))]
-    return max(kernels, key=os.path.getmtime) if kernels else None
+    from ..initramfs import newest_cached
+
+    return newest_cached(os.path.join("kernel-*", "bzImage"),
+                         lambda path: TEST_KERNEL_DIR.fullmatch(os.path.basename(os.path.dirname(path))))
 
 
 def run_suite(quick: bool, json_path: str, kernel: str | None = None, initrd: str | None = None,
