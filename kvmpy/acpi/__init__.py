@@ -16,7 +16,7 @@ from ..errors import ConfigError
 from ..memory import GuestMemory
 from . import pm
 from .dsdt import dsdt
-from .tables import FACS_ALIGNMENT, PmRegisters, facs, fadt, madt, rsdp, xsdt
+from .tables import FACS_ALIGNMENT, FACS_SIZE, RSDP_SIZE, PmRegisters, facs, fadt, madt, rsdp, xsdt
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +62,9 @@ def _align(address: int, alignment: int) -> int:
 def build_tables(platform: Platform, base: int = layout.ACPI_TABLES_ADDR) -> list[Table]:
     """Every table, placed from `base` up: RSDP, FACS, DSDT, FADT, MADT, XSDT."""
     ioapic_id = platform.cpus  # APIC ids 0..cpus-1 are the vCPUs', as in the MP table
-    facs_address = _align(base + len(rsdp(0)), FACS_ALIGNMENT)
+    facs_address = _align(base + RSDP_SIZE, FACS_ALIGNMENT)
     dsdt_table = dsdt(platform)
-    dsdt_address = _align(facs_address + len(facs()), TABLE_ALIGNMENT)
+    dsdt_address = _align(facs_address + FACS_SIZE, TABLE_ALIGNMENT)
     fadt_address = _align(dsdt_address + len(dsdt_table), TABLE_ALIGNMENT)
     fadt_table = fadt(facs_address, dsdt_address, PM_REGISTERS)
     madt_address = _align(fadt_address + len(fadt_table), TABLE_ALIGNMENT)
