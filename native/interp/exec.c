@@ -510,9 +510,8 @@ static void exec_onebyte(struct interp_cpu *cpu, struct insn *in, uint8_t op)
         in->jumped = 1;
         return;
     }
-    case 0x9b:                                           /* fwait */
-        if ((cpu->cr0 & (CR0_MP | CR0_TS)) == (CR0_MP | CR0_TS))
-            raise_exc(cpu, EXC_NM, 0, 0);
+    case 0x9b:
+        x87_fwait(cpu);
         return;
     case 0x9c:
         if ((cpu->rflags & FL_VM) && ((cpu->rflags & FL_IOPL) >> FL_IOPL_SHIFT) < 3)
@@ -600,7 +599,7 @@ static void exec_onebyte(struct interp_cpu *cpu, struct insn *in, uint8_t op)
         reg_set(cpu, INTERP_RAX, 1, 0, mem_read(cpu, in->seg >= 0 ? in->seg : INTERP_DS, a, 1));
         return;
     case 0xd8: case 0xd9: case 0xda: case 0xdb: case 0xdc: case 0xdd: case 0xde: case 0xdf:
-        fpu_exec(cpu, in, op);
+        x87_exec(cpu, in, op);
         return;
     case 0xe0: case 0xe1: case 0xe2: case 0xe3:
         exec_loop(cpu, in, op);

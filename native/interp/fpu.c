@@ -1,17 +1,10 @@
 /* x87/SSE state management: FXSAVE/FXRSTOR, XSAVE/XSAVEOPT/XSAVEC/XRSTOR (components x87,
- * SSE and AVX upper halves), LDMXCSR/STMXCSR, fences and CLFLUSH, FS/GS base access, and the
- * x87 control instructions (fninit, fnstcw, fldcw, fnstsw, fnclex).  x87 arithmetic is not
- * implemented.
+ * SSE and AVX upper halves), LDMXCSR/STMXCSR, fences and CLFLUSH, and FS/GS base access.
+ * The x87 instructions themselves are x87.c's.
  *
  * The state lives in cpu->fxsave as an FXSAVE image (64-bit layout) plus cpu->ymmh. */
 #include "interp.h"
 
-#define FX_FCW 0
-#define FX_FSW 2
-#define FX_FTW 4
-#define FX_FOP 6
-#define FX_FIP 8
-#define FX_FDP 16
 #define FX_MXCSR_MASK 28
 #define FX_ST0 32
 #define FX_XMM0 160
@@ -23,7 +16,6 @@
 #define XFEATURE_SSE 2ULL
 #define XFEATURE_AVX 4ULL
 #define XFEATURES_KNOWN (XFEATURE_X87 | XFEATURE_SSE | XFEATURE_AVX)
-#define FCW_INIT 0x37f
 #define MXCSR_INIT 0x1f80
 
 static uint32_t fx_get32(struct interp_cpu *cpu, int off)
@@ -31,25 +23,6 @@ static uint32_t fx_get32(struct interp_cpu *cpu, int off)
     uint32_t v;
     memcpy(&v, cpu->fxsave + off, 4);
     return v;
-}
-
-static void fx_put16(struct interp_cpu *cpu, int off, uint16_t v)
-{
-    memcpy(cpu->fxsave + off, &v, 2);
-}
-
-static uint16_t fx_get16(struct interp_cpu *cpu, int off)
-{
-    uint16_t v;
-    memcpy(&v, cpu->fxsave + off, 2);
-    return v;
-}
-
-/* #UD / #NM checks shared by the x87 instructions. */
-static void x87_check(struct interp_cpu *cpu)
-{
-    if (cpu->cr0 & (CR0_EM | CR0_TS))
-        raise_exc(cpu, EXC_NM, 0, 0);
 }
 
 /* #UD / #NM checks for SSE instructions and FXSAVE-style state access. */
@@ -81,16 +54,6 @@ static uint64_t mem_operand_la(struct interp_cpu *cpu, struct insn *in, int len,
     if (align && (in->ea & (align - 1)))
         RAISE_GP0(cpu);
     return seg_linear(cpu, in->easeg, in->ea, len, acc);
-}
-
-static void x87_init(struct interp_cpu *cpu)
-{
-    fx_put16(cpu, FX_FCW, FCW_INIT);
-    fx_put16(cpu, FX_FSW, 0);
-    cpu->fxsave[FX_FTW] = 0;                    /* abridged tag: all registers empty */
-    fx_put16(cpu, FX_FOP, 0);
-    memset(cpu->fxsave + FX_FIP, 0, 16);
-    memset(cpu->fxsave + FX_ST0, 0, 128);
 }
 
 static void fxsave(struct interp_cpu *cpu, struct insn *in)
@@ -207,8 +170,9 @@ static void xrstor(struct interp_cpu *cpu, struct insn *in)
         if (bv & XFEATURE_X87) {
             memcpy(cpu->fxsave, legacy, FX_MXCSR);
             memcpy(cpu->fxsave + FX_ST0, legacy + FX_ST0, FX_XMM0 - FX_ST0);
-        } else {
+        } else {                                 /* the initial configuration */
             x87_init(cpu);
+            memset(cpu->fxsave + FX_ST0, 0, FX_XMM0 - FX_ST0);
         }
     }
     if (rfbm & (XFEATURE_SSE | XFEATURE_AVX))
@@ -290,42 +254,4 @@ void fpu_group_ae(struct interp_cpu *cpu, struct insn *in)
         mem_operand_la(cpu, in, 1, ACC_R, 0);
         return;
     }
-}
-
-/* The x87 escape opcodes D8-DF: only the control instructions. */
-void fpu_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op)
-{
-    decode_modrm(cpu, in);
-    x87_check(cpu);
-    int sub = in->reg & 7;
-    if (in->mod != 3) {
-        if (op == 0xd9 && sub == 7) {            /* fnstcw m16 */
-            mem_write(cpu, in->easeg, in->ea, 2, fx_get16(cpu, FX_FCW));
-            return;
-        }
-        if (op == 0xd9 && sub == 5) {            /* fldcw m16 */
-            fx_put16(cpu, FX_FCW, mem_read(cpu, in->easeg, in->ea, 2) | 0x40);
-            return;
-        }
-        if (op == 0xdd && sub == 7) {            /* fnstsw m16 */
-            mem_write(cpu, in->easeg, in->ea, 2, fx_get16(cpu, FX_FSW));
-            return;
-        }
-        raise_unimplemented(cpu);
-    }
-    if (op == 0xdb && in->modrm == 0xe3) {       /* fninit */
-        x87_init(cpu);
-        return;
-    }
-    if (op == 0xdb && in->modrm == 0xe2) {       /* fnclex */
-        fx_put16(cpu, FX_FSW, fx_get16(cpu, FX_FSW) & 0x7f00);
-        return;
-    }
-    if (op == 0xdf && in->modrm == 0xe0) {       /* fnstsw ax */
-        reg_set(cpu, INTERP_RAX, 2, 0, fx_get16(cpu, FX_FSW));
-        return;
-    }
-    if (op == 0xd9 && in->modrm == 0xd0)         /* fnop */
-        return;
-    raise_unimplemented(cpu);
 }

@@ -491,11 +491,13 @@ int io_allowed(struct interp_cpu *cpu, uint16_t port, int size);
 uint32_t io_in(struct interp_cpu *cpu, uint16_t port, int size);
 void io_out(struct interp_cpu *cpu, uint16_t port, int size, uint32_t val);
 
-/* ---- sse.c / fpu.c ---- */
+/* ---- sse.c / fpu.c / x87.c ---- */
 void sse_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op);
 void fpu_group_ae(struct interp_cpu *cpu, struct insn *in);
 void fpu_group_c7(struct interp_cpu *cpu, struct insn *in);
-void fpu_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op);
+void x87_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op);
+void x87_fwait(struct interp_cpu *cpu);
+void x87_init(struct interp_cpu *cpu);
 void sse_check(struct interp_cpu *cpu);
 #define FX_XMM(cpu, i) ((cpu)->fxsave + 160 + 16 * (i))
 #define FX_MXCSR 24

@@ -93,6 +93,9 @@ class Case:
     undefined_flags: int = 0
     tags: list[str] = field(default_factory=list)
     mode: int = 64  # 64: 64-bit code; 32 / 16: compatibility mode with a 32- / 16-bit code segment
+    # Flags some instruction of the case left undefined at some point: a case that faults part
+    # way compares its RFLAGS without these (which were undefined at the fault is not tracked).
+    ever_undefined_flags: int = 0
 
 
 class Generator:
@@ -517,6 +520,11 @@ class Generator:
     def _sse_address(self, offset: int) -> str:
         return f"[{SCRATCH_REG} + {offset}]"
 
+    # ---- x87 ---------------------------------------------------------------------------
+    def gen_x87(self, size: int) -> Insn | None:
+        from .cases_x87 import x87_case  # noqa: PLC0415 (cases_x87 imports this module)
+        return x87_case(self)
+
     # ---- divide ------------------------------------------------------------------------
     def gen_div(self, size: int, regs: dict[str, int]) -> Insn | None:
         """A div/idiv that cannot fault for the case's register values (computed here)."""
@@ -891,13 +899,13 @@ class CompatGenerator(Generator):
 FAMILY_WEIGHTS = {
     "alu": 6, "unary": 2, "shift": 4, "mul": 2, "bits": 2, "move": 4, "exchange_add": 2, "cmpxchg_wide": 1,
     "double_shift": 2, "flags": 2, "branch": 2, "stack": 2, "string": 2, "div": 1, "div_setup": 1, "sse": 3,
-    "address": 2,
+    "address": 2, "x87": 2,
 }  # fmt: skip
 _FAMILIES = list(FAMILY_WEIGHTS)
 _WEIGHTS = list(FAMILY_WEIGHTS.values())
 
 
-COMPAT_FAMILIES = [family for family in _FAMILIES if family not in ("div", "sse", "address")] + ["addr16"]
+COMPAT_FAMILIES = [family for family in _FAMILIES if family not in ("div", "sse", "address", "x87")] + ["addr16"]
 COMPAT_WEIGHTS = [FAMILY_WEIGHTS[family] for family in COMPAT_FAMILIES[:-1]] + [3]
 
 
@@ -909,7 +917,7 @@ def random_case(rng: random.Random, length: int | None = None, mode: int = 64) -
     regs = {name: rng.choice(EDGE_VALUES) if rng.random() < 0.6 else rng.getrandbits(64) for name in GPRS64}
     rflags = RFLAGS_FIXED | (rng.getrandbits(12) & STATUS) | (DF if rng.random() < 0.1 else 0)
     scratch = fp_scratch(rng) if rng.random() < 0.3 else rng.randbytes(SCRATCH_SIZE)
-    lines, undefined, tags = [], 0, []
+    lines, undefined, ever_undefined, tags = [], 0, 0, []
     count = length or rng.randint(1, 5)
     while len(tags) < count:
         size = rng.choice(SIZES)
@@ -925,7 +933,8 @@ def random_case(rng: random.Random, length: int | None = None, mode: int = 64) -
         lines.extend(insn.text.split("\n"))
         tags.append(family)
         undefined = (undefined & ~insn.writes) | insn.undefined
-    return Case(lines, regs, rflags, scratch, undefined, tags)
+        ever_undefined |= insn.undefined
+    return Case(lines, regs, rflags, scratch, undefined, tags, ever_undefined_flags=ever_undefined)
 
 
 def generate(seed: int, count: int) -> list[Case]:
@@ -938,7 +947,7 @@ def _compat_case(rng: random.Random, mode: int, length: int | None) -> Case:
     regs = {name: rng.choice(EDGE_VALUES) if rng.random() < 0.6 else rng.getrandbits(64) for name in GPRS64}
     rflags = RFLAGS_FIXED | (rng.getrandbits(12) & STATUS) | (DF if rng.random() < 0.1 else 0)
     scratch = fp_scratch(rng) if rng.random() < 0.2 else rng.randbytes(SCRATCH_SIZE)
-    lines, undefined, tags = [], 0, []
+    lines, undefined, ever_undefined, tags = [], 0, 0, []
     count = length or rng.randint(1, 5)
     while len(tags) < count:
         size = rng.choice((8, 16, 32))
@@ -949,4 +958,5 @@ def _compat_case(rng: random.Random, mode: int, length: int | None) -> Case:
         lines.extend(insn.text.split("\n"))
         tags.append(family)
         undefined = (undefined & ~insn.writes) | insn.undefined
-    return Case(lines, regs, rflags, scratch, undefined, tags, mode)
+        ever_undefined |= insn.undefined
+    return Case(lines, regs, rflags, scratch, undefined, tags, mode, ever_undefined)

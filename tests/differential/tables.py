@@ -21,6 +21,7 @@ import random
 from .cases import (ARITH, CF, CONDITIONS, GPRS64, OF, PF, SCRATCH_SIZE, SF, ZF, AF, Case, Generator, RFLAGS_FIXED,
                     reg)
 from .common import ABSENT_PAGE, PAGE_2M, READONLY_PAGE, SCRATCH_ADDR, SPLIT_CODE_ADDR, SUPERVISOR_PAGE
+from .cases_x87 import CLEAN_START
 
 MUL_UNDEFINED = SF | ZF | AF | PF
 SIZES = (8, 16, 32, 64)
@@ -392,6 +393,37 @@ def fault_cases() -> list[tuple[int | None, Case]]:
     add(PF_, "mov ecx, 10\nstd\nrep stosw\ncld", {"rdi": ABSENT_PAGE + PAGE_2M + 6, "rax": 0x1234})
     add(PF_, "mov ecx, 20\ncld\nrepe cmpsb", {"rsi": ABSENT_PAGE - 10, "rdi": ABSENT_PAGE - 10})
     add(PF_, "mov ecx, 20\ncld\nrep lodsd", {"rsi": ABSENT_PAGE - 12})
+    # x87: a faulting memory operand changes nothing (no pop, no partial store); pending
+    # unmasked exceptions raise #MF at the next waiting instruction only; reserved encodings
+    clean_fpu = "\n".join(CLEAN_START)
+    x87_state = f"{clean_fpu}\nfldpi\nfld1"
+    after = "\nfnsave [r15 + 16]\nmov qword ptr [r15 + 28], 0\nmov qword ptr [r15 + 36], 0"  # pointers cleared
+    MF = 16
+    add(PF_, f"{x87_state}\nfstp qword ptr [rax]", {"rax": READONLY_PAGE + 8})
+    add(PF_, f"{x87_state}\nfistp dword ptr [rax]", {"rax": ABSENT_PAGE - 2})
+    add(PF_, f"{x87_state}\nfld tbyte ptr [rax]", {"rax": ABSENT_PAGE - 6})
+    add(PF_, f"{x87_state}\nfadd qword ptr [rax]", {"rax": UNMAPPED})
+    add(PF_, f"{x87_state}\nfnsave [rax]", {"rax": READONLY_PAGE - 50})
+    add(PF_, f"{x87_state}\nfnstenv [rax]", {"rax": SUPERVISOR_PAGE - 10})
+    add(None, f"{x87_state}\nfstp qword ptr [rax]{after}", {"rax": SCRATCH_ADDR + 200})
+    add(PF_, f"{x87_state}\nfldenv [rax]", {"rax": ABSENT_PAGE - 10})
+    add(PF_, f"{x87_state}\nfrstor [rax]", {"rax": ABSENT_PAGE - 100})
+    unmask_zero_divide = "\nmov word ptr [r15], 0x37b\nfldcw word ptr [r15]"
+    add(MF, f"{x87_state}{unmask_zero_divide}\nfldz\nfdivp st(1), st(0)\nfnstsw ax\nfwait")
+    add(None, f"{x87_state}{unmask_zero_divide}\nfldz\nfdivp st(1), st(0)\nfnstenv [r15 + 8]\nfwait")  # masks all
+    add(MF, f"{x87_state}{unmask_zero_divide}\nfldz\nfdivp st(1), st(0)\nfld1")
+    add(MF, f"{x87_state}{unmask_zero_divide}\nfldz\nfdivp st(1), st(0)\nfistp dword ptr [r15 + 40]")
+    add(None, f"{x87_state}{unmask_zero_divide}\nfldz\nfdivp st(1), st(0)\nfnclex\nfld1{after}")
+    add(MF, f"{clean_fpu}\nfld1\nfstp st(1)\nfstp st(0)\nfstp st(0)\nmov word ptr [r15], 0x37e"
+            f"\nfldcw word ptr [r15]\nfld1")  # stack underflow flagged (masked), unmasked by fldcw
+    add(MF, f"{x87_state}\nmov word ptr [r15], 0x37e\nfldcw word ptr [r15]\nfld qword ptr [r15 + 8]"
+            "\nfistp word ptr [r15 + 32]\nfwait", memory={8: (64, 0x7FF8000000000000)})  # QNaN to integer: IE,
+    # and with IE unmasked nothing is stored
+    for encoding in ("0xd9, 0xd1", "0xd9, 0xe2", "0xd9, 0xe7", "0xd9, 0xef", "0xda, 0xe0", "0xdb, 0xe5",
+                     "0xdb, 0xf8", "0xdd, 0xf0", "0xde, 0xd8", "0xdf, 0xe1", "0xdf, 0xf8"):
+        add(UD, f".byte {encoding}")
+    add(UD, ".byte 0x41, 0xd9, 0x4f, 0x00")  # D9 /1 memory form
+    add(UD, ".byte 0xf0, 0xd8, 0xc1")  # lock fadd
     # CPL-3 system instructions that do not fault without UMIP (PVM answers with guest state)
     add(None, "smsw eax")
     add(None, "str eax")

@@ -530,13 +530,13 @@ def test_stop_on_cpl3_and_unimplemented():
     assert result.reason == StopReason.CPL3 and cpu.cpl == 3
     assert result.executed == 4
 
-    machine.memory.write(CODE_ADDR, assemble("fld1\nhlt"))
+    machine.memory.write(CODE_ADDR, assemble("sysenter\nhlt"))
     cpu.reset()
     setup_long_mode(cpu)
     cpu.set_regs(rip=CODE_ADDR, rsp=0x1F0000)
     result = cpu.run(1000, stop_on_unimplemented=True)
     assert result.reason == StopReason.UNIMPLEMENTED and cpu.get("rip") == CODE_ADDR
-    assert cpu.mnemonic() == "x87"
+    assert cpu.mnemonic() == "sysenter"
 
 
 def test_budget_and_stop_request():
