@@ -14,6 +14,7 @@ import signal
 import sys
 
 from . import layout
+from .cpu_model import MODEL_NAMES
 from .errors import ConfigError, KvmpyError
 
 EXIT_USAGE = 2
@@ -61,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--accel", choices=("auto", "kvm", "interp"), default="auto",
                      help="kvm: /dev/kvm with the interpreter for what KVM cannot emulate; interp: all in "
                           "software; auto (default): kvm where /dev/kvm is usable")
+    run.add_argument("--cpu", choices=MODEL_NAMES, default="max",
+                     help="the CPU model the guest sees: an x86-64 level (x86-64, -v2, -v3, -v4) or max "
+                          "(default: everything the accelerator executes); a level it cannot run is refused")
     run.add_argument("--fallback-burst", type=int, default=1, metavar="N",
                      help="instructions the interpreter may run per KVM emulation failure, staying in ring 0 "
                           "(default 1: just the failing one); 0 = no fallback, stop with the failure")
@@ -95,7 +99,8 @@ def _run(args) -> int:
     image = args.image or str(guest_path())
     accel = accelerator_for_image(args.accel, image)
     with contextlib.ExitStack() as resources, Machine(mem_size=mem_size, cpus=args.cpus, accel=accel,
-                                                     fallback_burst=args.fallback_burst, acpi=args.acpi) as machine:
+                                                     fallback_burst=args.fallback_burst, acpi=args.acpi,
+                                                     cpu=args.cpu) as machine:
         attach_virtio_devices(machine, args, resources)
         machine.load(image, args.cmdline, args.initrd)
         quit_reason = lambda: machine.request_stop(_user_quit())  # noqa: E731

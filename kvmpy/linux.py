@@ -95,13 +95,14 @@ def run_command(
     virtio_path: str = "eventfd",
     virtio_transport: str = "pci",
     echo=None,
+    cpu: str = "max",
 ) -> CommandResult:
     """Boot `kernel` with `initrd`, run `command` in the guest, power off; return what happened.
 
     `disks` are (path, read_only) pairs attached as virtio-blk (vda, vdb, ...); `rng` adds a
     virtio-rng; `net` a virtio-net on a TAP ('auto' or 'tap=NAME', as --net); `virtio_path`
     is 'eventfd' (ioeventfd/irqfd where the accelerator has them) or 'exit', as --virtio-path;
-    `virtio_transport` 'pci' or 'mmio', as --virtio-transport.
+    `virtio_transport` 'pci' or 'mmio', as --virtio-transport; `cpu` the CPU model, as --cpu.
     """
     from .accel import accelerator_for_image
     from .machine import Machine
@@ -115,7 +116,7 @@ def run_command(
     fast = virtio_path == "eventfd"
     log = ConsoleLog(echo)
     accel = accelerator_for_image(accel, kernel)
-    with Machine(mem_size=mem_size, cpus=cpus, serial_output=log.write, accel=accel) as machine:
+    with Machine(mem_size=mem_size, cpus=cpus, serial_output=log.write, accel=accel, cpu=cpu) as machine:
         for path, read_only in disks:
             machine.add_virtio(BlockDevice(path, read_only=read_only), fast, virtio_transport)
         if net is not None:

@@ -57,6 +57,7 @@ class Machine:
         kvm=None,
         fallback_burst: int = 1,
         acpi: bool = True,
+        cpu: str = "max",
     ):
         if mem_size < MIN_MEM_SIZE or mem_size % layout.PAGE_SIZE:
             raise ConfigError(
@@ -67,7 +68,7 @@ class Machine:
         self._stop_lock = threading.RLock()  # re-entrant: a signal handler may stop the VM from inside run()
         self.memory = GuestMemory.with_hole(mem_size, layout.MMIO_HOLE_START, layout.MMIO_HOLE_END)
         try:
-            self.accel = create_accelerator(accel, self.memory, cpus, kvm, fallback_burst)
+            self.accel = create_accelerator(accel, self.memory, cpus, kvm, fallback_burst, cpu=cpu)
         except BaseException:
             self.memory.close()
             raise

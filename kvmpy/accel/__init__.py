@@ -14,10 +14,12 @@ from ..errors import ConfigError
 ACCELERATORS = ("auto", "kvm", "interp")
 
 
-def create_accelerator(name: str, memory, cpus: int, kvm=None, fallback_burst: int = 1, notice=None):
+def create_accelerator(name: str, memory, cpus: int, kvm=None, fallback_burst: int = 1, notice=None,
+                       cpu: str = "max"):
     """The accelerator called `name`; `auto` is KVM where /dev/kvm is usable, else the interpreter.
     `fallback_burst` is how many instructions the interpreter may run for KVM per emulation
-    failure; 0 leaves failures unhandled (to see what KVM alone does)."""
+    failure; 0 leaves failures unhandled (to see what KVM alone does). `cpu` names the CPU
+    model the guest is shown (kvmpy/cpu_model.py)."""
     if name not in ACCELERATORS:
         raise ConfigError(f"--accel must be one of {', '.join(ACCELERATORS)} (got {name!r})")
     if name == "auto" and kvm is None:
@@ -25,10 +27,10 @@ def create_accelerator(name: str, memory, cpus: int, kvm=None, fallback_burst: i
     if name == "interp":
         from .interp import InterpAccelerator
 
-        return InterpAccelerator(memory, cpus)
+        return InterpAccelerator(memory, cpus, cpu)
     from .kvm import KvmAccelerator
 
-    return KvmAccelerator(memory, cpus, kvm, fallback_burst)
+    return KvmAccelerator(memory, cpus, kvm, fallback_burst, cpu)
 
 
 def accelerator_for_image(requested: str, image: str, notice=None) -> str:

@@ -8,10 +8,11 @@ cannot run its user space (a PVM KVM lands `syscall` from ring 3 in the handler 
 
 from __future__ import annotations
 
+from ..cpu_model import cpu_model
 from ..errors import ConfigError
 from ..interp.cpu import SoftCpu, ffi as interp_ffi
 from ..interp.fallback import CONTROL, GPRS, SEGMENTS
-from ..interp.platform import Chipset, apic_bus_hz, interp_cpuid
+from ..interp.platform import IMPLEMENTED, Chipset, apic_bus_hz, interp_cpuid
 from ..interp.platform.tsc import host_tsc_hz, rdtsc
 from ..interp.runner import InterpRunner, power_on
 from ..native import ffi as kvm_ffi
@@ -27,9 +28,10 @@ class InterpAccelerator:
     name = "interp"
     supports_eventfds = False  # virtio then notifies through MMIO writes and pulses its IRQ line
 
-    def __init__(self, memory, cpus: int):
+    def __init__(self, memory, cpus: int, cpu: str = "max"):
         if not 1 <= cpus <= MAX_VCPUS:
             raise ConfigError(f"--cpus must be between 1 and {MAX_VCPUS} with the interpreter (got {cpus})")
+        self.cpu_model = cpu_model(cpu, IMPLEMENTED, "the interpreter")
         self.memory = memory
         self.tsc_hz = host_tsc_hz()
         self.chipset = Chipset(cpus, apic_bus_hz(self.tsc_hz))
@@ -37,7 +39,7 @@ class InterpAccelerator:
         self.vcpus: list[SoftCpu] = []
         for index in range(cpus):
             cpu = SoftCpu(memory)
-            cpu.set_cpuid(interp_cpuid(index, cpus, self.tsc_hz))
+            cpu.set_cpuid(interp_cpuid(index, cpus, self.tsc_hz, self.cpu_model))
             power_on(cpu, index == 0, self.tsc_offset)
             self.chipset.lapics[index].base_msr = lambda raw=cpu.raw: raw.msr.apic_base
             self.vcpus.append(cpu)

@@ -3,6 +3,7 @@ the software interpreter standing in for instructions KVM cannot emulate."""
 
 from __future__ import annotations
 
+from ..cpu_model import cpu_model, features_in
 from ..errors import ConfigError
 from ..irq import CallbackIrqLine
 from ..kvm import Kvm
@@ -19,18 +20,23 @@ class KvmAccelerator:
     name = "kvm"
     supports_eventfds = True
 
-    def __init__(self, memory, cpus: int, kvm: Kvm | None = None, fallback_burst: int = 1):
+    def __init__(self, memory, cpus: int, kvm: Kvm | None = None, fallback_burst: int = 1, cpu: str = "max"):
         self.kvm = kvm or Kvm()
         limit = self.kvm.max_vcpus
-        if not 1 <= cpus <= limit:
+        try:
+            if not 1 <= cpus <= limit:
+                raise ConfigError(f"--cpus must be between 1 and {limit} on this host (got {cpus})")
+            supported = self.kvm.supported_cpuid()
+            model = cpu_model(cpu, features_in(supported), "this host's KVM")
+        except ConfigError:
             self.kvm.close()
-            raise ConfigError(f"--cpus must be between 1 and {limit} on this host (got {cpus})")
+            raise
+        supported = model.restrict(supported)
         self.memory = memory
         self.vm = self.kvm.create_vm()
         self.vm.setup_x86_platform()
         self.vm.map_memory(memory)
         self.vcpus = [self.vm.create_vcpu(index) for index in range(cpus)]
-        supported = self.kvm.supported_cpuid()
         tsc_deadline = bool(self.kvm.check_extension(lib.KVM_CAP_TSC_DEADLINE_TIMER))
         self.cpuid = [vcpu_cpuid(supported, vcpu.index, cpus, tsc_deadline) for vcpu in self.vcpus]
         for vcpu, entries in zip(self.vcpus, self.cpuid):

@@ -9,6 +9,6 @@ them with a fake clock.
 """
 
 from .chipset import Chipset
-from .cpuid import apic_bus_hz, interp_cpuid
+from .cpuid import IMPLEMENTED, apic_bus_hz, interp_cpuid
 
-__all__ = ["Chipset", "apic_bus_hz", "interp_cpuid"]
+__all__ = ["IMPLEMENTED", "Chipset", "apic_bus_hz", "interp_cpuid"]

@@ -1,12 +1,13 @@
 """The CPUID the interpreted guest sees: what the interpreter in native/interp implements, and
 nothing more (a guest told about AVX would use it and meet #UD).
 
-Advertised: x87 control and FXSAVE state, SSE and SSE2 (no SSE3 and later: the interpreter
-lacks them), CMPXCHG8B/16B, POPCNT, LZCNT, RDTSCP, RDPID, FSGSBASE, SMEP, SMAP, UMIP,
-NX, 1 GiB pages, SYSCALL, long mode, PAE/PSE/PGE/PAT, the local APIC (xAPIC, no x2APIC and no
-TSC-deadline timer) and the hypervisor bit. Not advertised although partly there: XSAVE (the
-kernel then uses FXSAVE), MMX beyond its CPUID bit (the x86-64 baseline every kernel assumes),
-SYSENTER (64-bit guests use SYSCALL).
+The instruction-set features come from the CPU model (`--cpu`, kvmpy/cpu_model.py): `max`,
+the default, is IMPLEMENTED below, a level is its own set (and must be part of IMPLEMENTED).
+The platform features are always there: the TSC, MSRs, PSE/PAE/PGE/PAT, CLFLUSH, the local
+APIC (xAPIC, no x2APIC and no TSC-deadline timer), FSGSBASE, SMEP, SMAP, UMIP, RDPID, NX,
+1 GiB pages, SYSCALL, long mode, the hypervisor bit, and "FPU CS and DS deprecated" (the
+x87 stores 0 for both). Not advertised although partly there: XSAVE (the kernel then uses
+FXSAVE), SYSENTER (64-bit guests use SYSCALL).
 
 The vendor is GenuineIntel, family 6 with a model number Intel never used (0x10), so Linux
 applies no model quirks. Leaf 0x15 reports the TSC frequency, with the local APIC timer's
@@ -19,6 +20,8 @@ both frequencies in kHz, in the layout VMware defined and other hypervisors copi
 from __future__ import annotations
 
 import struct
+
+from ...cpu_model import BASELINE, FEATURES, CpuModel
 
 LEAF_VENDOR = 0x0
 LEAF_FEATURES = 0x1
@@ -44,25 +47,35 @@ PHYSICAL_ADDRESS_BITS = 40
 LINEAR_ADDRESS_BITS = 48
 SIGNIFICANT_INDEX = 1  # kvm_cpuid_entry2 flag: the subleaf matters
 
-# Leaf 1 EDX / ECX.
-FPU, PSE, TSC, MSR, PAE, CX8, APIC = 1 << 0, 1 << 3, 1 << 4, 1 << 5, 1 << 6, 1 << 8, 1 << 9
-PGE, CMOV, PAT, CLFSH, MMX, FXSR, SSE, SSE2 = 1 << 13, 1 << 15, 1 << 16, 1 << 19, 1 << 23, 1 << 24, 1 << 25, 1 << 26
-CX16, POPCNT, HYPERVISOR = 1 << 13, 1 << 23, 1 << 31
-# Leaf 7 EBX / ECX.
-FSGSBASE, SMEP, ERMS, SMAP = 1 << 0, 1 << 7, 1 << 9, 1 << 20
-UMIP, RDPID = 1 << 2, 1 << 22
-# Leaf 0x80000001 EDX / ECX.
-SYSCALL, NX, PAGE_1GB, RDTSCP, LONG_MODE = 1 << 11, 1 << 20, 1 << 26, 1 << 27, 1 << 29
-LAHF_LM, LZCNT = 1 << 0, 1 << 5
-# Leaf 0x80000007 EDX.
-INVARIANT_TSC = 1 << 8
+# The instruction-set features the interpreter executes (cpu_model.FEATURES names).
+IMPLEMENTED = BASELINE | {"cx16", "popcnt", "lahf_lm", "abm", "rdtscp"}
 
-FEATURES_EDX = FPU | PSE | TSC | MSR | PAE | CX8 | APIC | PGE | CMOV | PAT | CLFSH | MMX | FXSR | SSE | SSE2
-FEATURES_ECX = CX16 | POPCNT | HYPERVISOR
-STRUCTURED_EBX = FSGSBASE | SMEP | ERMS | SMAP
-STRUCTURED_ECX = UMIP | RDPID
-EXTENDED_EDX = SYSCALL | NX | PAGE_1GB | RDTSCP | LONG_MODE
-EXTENDED_ECX = LAHF_LM | LZCNT
+# Platform features, by leaf and register.
+PSE, TSC, MSR, PAE, APIC, PGE, PAT, CLFSH = 1 << 3, 1 << 4, 1 << 5, 1 << 6, 1 << 9, 1 << 13, 1 << 16, 1 << 19
+HYPERVISOR = 1 << 31
+FSGSBASE, SMEP, ERMS, FPU_CS_DS_DEPRECATED, SMAP = 1 << 0, 1 << 7, 1 << 9, 1 << 13, 1 << 20
+UMIP, RDPID = 1 << 2, 1 << 22
+SYSCALL, NX, PAGE_1GB, LONG_MODE = 1 << 11, 1 << 20, 1 << 26, 1 << 29
+INVARIANT_TSC = 1 << 8  # leaf 0x80000007 EDX
+
+PLATFORM = {
+    (LEAF_FEATURES, "edx"): PSE | TSC | MSR | PAE | APIC | PGE | PAT | CLFSH,
+    (LEAF_FEATURES, "ecx"): HYPERVISOR,
+    (LEAF_STRUCTURED_FEATURES, "ebx"): FSGSBASE | SMEP | ERMS | FPU_CS_DS_DEPRECATED | SMAP,
+    (LEAF_STRUCTURED_FEATURES, "ecx"): UMIP | RDPID,
+    (LEAF_EXTENDED_FEATURES, "edx"): SYSCALL | NX | PAGE_1GB | LONG_MODE,
+}
+MAX_MODEL = CpuModel("max", None)
+
+
+def feature_registers(model: CpuModel) -> dict[tuple[int, str], int]:
+    """(leaf, register) -> bits: the platform features and the model's instruction sets."""
+    registers = dict(PLATFORM)
+    for name in IMPLEMENTED if model.features is None else model.features:
+        feature = FEATURES[name]
+        registers[feature.leaf, feature.register] = registers.get((feature.leaf, feature.register), 0) | feature.mask
+    return registers
+
 
 LINUX_UINT_LIMIT = 1 << 32  # Linux computes crystal kHz * 1000 in 32-bit arithmetic
 
@@ -86,8 +99,10 @@ def apic_bus_hz(tsc_hz: int) -> int:
     return tsc_hz // tsc_to_bus_ratio(tsc_hz) // 1000 * 1000
 
 
-def interp_cpuid(index: int, cpus: int, tsc_hz: int) -> list[tuple[int, int, int, int, int, int, int]]:
+def interp_cpuid(index: int, cpus: int, tsc_hz: int,
+                 model: CpuModel = MAX_MODEL) -> list[tuple[int, int, int, int, int, int, int]]:
     """CPUID entries for vCPU `index` of `cpus`, as (function, index, flags, eax, ebx, ecx, edx)."""
+    bits = feature_registers(model)
     bus_hz, ratio = apic_bus_hz(tsc_hz), tsc_to_bus_ratio(tsc_hz)
     vendor_ebx, vendor_edx, vendor_ecx = _registers(VENDOR)
     signature = (MODEL >> 4) << 16 | FAMILY << 8 | (MODEL & 0xF) << 4 | STEPPING
@@ -96,14 +111,16 @@ def interp_cpuid(index: int, cpus: int, tsc_hz: int) -> list[tuple[int, int, int
     return [
         (LEAF_VENDOR, 0, 0, LEAF_FREQUENCIES, vendor_ebx, vendor_ecx, vendor_edx),
         (LEAF_FEATURES, 0, 0, signature, index << 24 | (cpus & 0xFF) << 16 | CLFLUSH_LINE_QWORDS << 8,
-         FEATURES_ECX, FEATURES_EDX),
-        (LEAF_STRUCTURED_FEATURES, 0, SIGNIFICANT_INDEX, 0, STRUCTURED_EBX, STRUCTURED_ECX, 0),
+         bits[LEAF_FEATURES, "ecx"], bits[LEAF_FEATURES, "edx"]),
+        (LEAF_STRUCTURED_FEATURES, 0, SIGNIFICANT_INDEX, 0, bits[LEAF_STRUCTURED_FEATURES, "ebx"],
+         bits[LEAF_STRUCTURED_FEATURES, "ecx"], 0),
         (LEAF_TSC_CRYSTAL, 0, 0, 1, ratio, bus_hz, 0),  # TSC = crystal * ratio / 1
         (LEAF_FREQUENCIES, 0, 0, mhz, mhz, bus_hz // 1_000_000, 0),
         (LEAF_HYPERVISOR, 0, 0, LEAF_HYPERVISOR_TIMING, *_registers(HYPERVISOR_SIGNATURE)),
         (LEAF_HYPERVISOR_TIMING, 0, 0, tsc_hz // 1000, bus_hz // 1000, 0, 0),
         (LEAF_EXTENDED, 0, 0, LEAF_ADDRESS_SIZES, 0, 0, 0),
-        (LEAF_EXTENDED_FEATURES, 0, 0, 0, 0, EXTENDED_ECX, EXTENDED_EDX),
+        (LEAF_EXTENDED_FEATURES, 0, 0, 0, 0, bits.get((LEAF_EXTENDED_FEATURES, "ecx"), 0),
+         bits[LEAF_EXTENDED_FEATURES, "edx"]),
         *((leaf, 0, 0, *brand[4 * i : 4 * i + 4]) for i, leaf in enumerate(LEAF_BRAND)),
         (LEAF_POWER, 0, 0, 0, 0, 0, INVARIANT_TSC),
         (LEAF_ADDRESS_SIZES, 0, 0, LINEAR_ADDRESS_BITS << 8 | PHYSICAL_ADDRESS_BITS, 0, 0, 0),
