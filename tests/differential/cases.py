@@ -517,6 +517,14 @@ class Generator:
     def _sse_address(self, offset: int) -> str:
         return f"[{SCRATCH_REG} + {offset}]"
 
+    def gen_sse4(self, size: int) -> Insn | None:
+        from .cases_sse4 import sse4  # SSE3..SSE4.2, crc32, movbe, MXCSR; once a case (long)
+
+        if getattr(self, "sse4_used", False):
+            return None
+        self.sse4_used = True
+        return sse4(self, size)
+
     # ---- divide ------------------------------------------------------------------------
     def gen_div(self, size: int, regs: dict[str, int]) -> Insn | None:
         """A div/idiv that cannot fault for the case's register values (computed here)."""
@@ -891,13 +899,13 @@ class CompatGenerator(Generator):
 FAMILY_WEIGHTS = {
     "alu": 6, "unary": 2, "shift": 4, "mul": 2, "bits": 2, "move": 4, "exchange_add": 2, "cmpxchg_wide": 1,
     "double_shift": 2, "flags": 2, "branch": 2, "stack": 2, "string": 2, "div": 1, "div_setup": 1, "sse": 3,
-    "address": 2,
+    "address": 2, "sse4": 3,
 }  # fmt: skip
 _FAMILIES = list(FAMILY_WEIGHTS)
 _WEIGHTS = list(FAMILY_WEIGHTS.values())
 
 
-COMPAT_FAMILIES = [family for family in _FAMILIES if family not in ("div", "sse", "address")] + ["addr16"]
+COMPAT_FAMILIES = [family for family in _FAMILIES if family not in ("div", "sse", "address", "sse4")] + ["addr16"]
 COMPAT_WEIGHTS = [FAMILY_WEIGHTS[family] for family in COMPAT_FAMILIES[:-1]] + [3]
 
 
