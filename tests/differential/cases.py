@@ -613,8 +613,8 @@ def fp_scratch(rng: random.Random) -> bytes:
 
 def _sse(self, size: int) -> Insn:
     """Load xmm registers from scratch, apply one SSE operation, store them back to scratch
-    (so XMM state needs no plumbing: the scratch comparison sees it). MXCSR stays at its
-    default (the interpreter does not model rounding control or exception flags)."""
+    (so XMM state needs no plumbing: the scratch comparison sees it). MXCSR is whatever the
+    case finds (the default: the sse4 family, cases_sse4.py, is the one that varies it)."""
     rng = self.rng
     mode = getattr(self, "mode", 64)
     a, b = (f"xmm{r}" for r in rng.sample(range(16 if mode == 64 else 8), 2))
