@@ -33,6 +33,52 @@ static const char *const grp15_mem[8] = {"fxsave", "fxrstor", "ldmxcsr", "stmxcs
 static const char *const grp9_mem[8] = {"?", "cmpxchg8b", "?", "xrstors", "xsavec", "xsaves", "?", "?"};
 static const char *const cc_names[16] = {"o", "no", "b", "ae", "e", "ne", "be", "a", "s", "ns", "p", "np", "l", "ge", "le", "g"};
 
+/* The three-byte maps (66-prefixed SSSE3/SSE4 names; crc32/movbe are told apart by F2). */
+static const char *map_0f38(uint8_t op)
+{
+    static const char *const low[0x42] = {
+        "pshufb", "phaddw", "phaddd", "phaddsw", "pmaddubsw", "phsubw", "phsubd", "phsubsw",
+        "psignb", "psignw", "psignd", "pmulhrsw", 0, 0, 0, 0,
+        "pblendvb", 0, 0, 0, "blendvps", "blendvpd", 0, "ptest", 0, 0, 0, 0, "pabsb", "pabsw", "pabsd", 0,
+        "pmovsxbw", "pmovsxbd", "pmovsxbq", "pmovsxwd", "pmovsxwq", "pmovsxdq", 0, 0,
+        "pmuldq", "pcmpeqq", "movntdqa", "packusdw", 0, 0, 0, 0,
+        "pmovzxbw", "pmovzxbd", "pmovzxbq", "pmovzxwd", "pmovzxwq", "pmovzxdq", 0, "pcmpgtq",
+        "pminsb", "pminsd", "pminuw", "pminud", "pmaxsb", "pmaxsd", "pmaxuw", "pmaxud",
+        "pmulld", "phminposuw",
+    };
+    return op < 0x42 ? low[op] : 0;
+}
+
+static const char *map_0f3a(uint8_t op)
+{
+    switch (op) {
+    case 0x08: return "roundps";
+    case 0x09: return "roundpd";
+    case 0x0a: return "roundss";
+    case 0x0b: return "roundsd";
+    case 0x0c: return "blendps";
+    case 0x0d: return "blendpd";
+    case 0x0e: return "pblendw";
+    case 0x0f: return "palignr";
+    case 0x14: return "pextrb";
+    case 0x15: return "pextrw";
+    case 0x16: return "pextrd";
+    case 0x17: return "extractps";
+    case 0x20: return "pinsrb";
+    case 0x21: return "insertps";
+    case 0x22: return "pinsrd";
+    case 0x40: return "dpps";
+    case 0x41: return "dppd";
+    case 0x42: return "mpsadbw";
+    case 0x44: return "pclmulqdq";
+    case 0x60: return "pcmpestrm";
+    case 0x61: return "pcmpestri";
+    case 0x62: return "pcmpistrm";
+    case 0x63: return "pcmpistri";
+    default: return 0;
+    }
+}
+
 static const char *grp7_reg(uint8_t modrm)
 {
     switch (modrm) {
@@ -82,8 +128,19 @@ static const char *two_byte(const uint8_t *b, int n, int i, uint8_t rep)
     case 0x33: return "rdpmc";
     case 0x34: return "sysenter";
     case 0x35: return "sysexit";
-    case 0x38: return "sse_0f38";
-    case 0x3a: return "sse_0f3a";
+    case 0x38: {
+        const char *name = map_0f38(modrm);            /* "modrm" is the third opcode byte here */
+        if (modrm == 0xf0 || modrm == 0xf1) return rep == 0xf2 ? "crc32" : "movbe";
+        if (name) return name;
+        snprintf(buf, sizeof(buf), "sse_0f38%02x", modrm);
+        return buf;
+    }
+    case 0x3a: {
+        const char *name = map_0f3a(modrm);
+        if (name) return name;
+        snprintf(buf, sizeof(buf), "sse_0f3a%02x", modrm);
+        return buf;
+    }
     case 0x77: return "emms";
     case 0xa0: case 0xa8: return "push";
     case 0xa1: case 0xa9: return "pop";

@@ -1,64 +1,13 @@
-/* SSE/SSE2 (and a little SSSE3): XMM moves, integer SIMD, bitwise, and scalar/packed
- * single/double arithmetic, compares and conversions.
+/* SSE/SSE2/SSE3 on the 0F map: XMM moves, integer SIMD, bitwise, and scalar/packed
+ * single/double arithmetic, compares and conversions; the dispatch into the three-byte maps
+ * (0F 38 and 0F 3A: sse4.c, sse42_string.c, crc32_movbe.c).
  *
- * Floating point uses the host's IEEE arithmetic in round-to-nearest; MXCSR rounding
- * control, exception flags and DAZ/FTZ are not modelled, SIMD FP exceptions never raise.
+ * Floating point is computed by sse_fp.c on the host's SSE unit under the guest's MXCSR:
+ * rounding control, DAZ/FTZ and the exception flags are modelled, and unmasked SIMD
+ * floating-point exceptions raise #XM (#UD without CR4.OSXMMEXCPT).
  * MMX forms (no mandatory prefix on the integer opcodes) are not implemented. */
-#include <math.h>
 #include <stdlib.h>
-#include "interp.h"
-
-typedef union {
-    uint8_t b[16]; int8_t sb[16];
-    uint16_t w[8]; int16_t sw[8];
-    uint32_t d[4]; int32_t sd[4];
-    uint64_t q[2]; int64_t sq[2];
-    float f[4]; double df[2];
-} xmm_t;
-
-enum { PFX_NONE = 0, PFX_66 = 1, PFX_F2 = 2, PFX_F3 = 3 };
-
-static void xmm_get(struct interp_cpu *cpu, int r, xmm_t *x) { memcpy(x, FX_XMM(cpu, r), 16); }
-static void xmm_put(struct interp_cpu *cpu, int r, const xmm_t *x) { memcpy(FX_XMM(cpu, r), x, 16); }
-
-/* xmm/m128 source; legacy SSE memory operands must be 16-byte aligned unless `unaligned`. */
-static void src128(struct interp_cpu *cpu, struct insn *in, xmm_t *x, int unaligned)
-{
-    if (in->mod == 3) {
-        xmm_get(cpu, in->rm, x);
-        return;
-    }
-    if (!unaligned && (in->ea & 15))
-        RAISE_GP0(cpu);
-    mem_read_buf(cpu, in->easeg, in->ea, x, 16);
-}
-
-/* xmm/m32 or xmm/m64 source (only the low `bytes` matter). */
-static void src_low(struct interp_cpu *cpu, struct insn *in, xmm_t *x, int bytes)
-{
-    if (in->mod == 3) {
-        xmm_get(cpu, in->rm, x);
-        return;
-    }
-    memset(x, 0, 16);
-    mem_read_buf(cpu, in->easeg, in->ea, x, bytes);
-}
-
-static void dst128(struct interp_cpu *cpu, struct insn *in, const xmm_t *x, int unaligned)
-{
-    if (in->mod == 3) {
-        xmm_put(cpu, in->rm, x);
-        return;
-    }
-    if (!unaligned && (in->ea & 15))
-        RAISE_GP0(cpu);
-    mem_write_buf(cpu, in->easeg, in->ea, x, 16);
-}
-
-static int8_t sat8(int v) { return v > 127 ? 127 : v < -128 ? -128 : v; }
-static uint8_t satu8(int v) { return v > 255 ? 255 : v < 0 ? 0 : v; }
-static int16_t sat16(int v) { return v > 32767 ? 32767 : v < -32768 ? -32768 : v; }
-static uint16_t satu16(int v) { return v > 65535 ? 65535 : v < 0 ? 0 : v; }
+#include "sse.h"
 
 /* Packed integer two-operand ops (66-prefixed, reg = reg op src).  Returns 0 if unknown. */
 static int packed_int(uint8_t op, xmm_t *a, const xmm_t *b)
@@ -184,129 +133,94 @@ static void shift_imm_group(struct interp_cpu *cpu, struct insn *in, uint8_t op)
     xmm_put(cpu, in->rm, &x);
 }
 
-static double fp_op(int op, double a, double b)
+/* 0F 51..5F arithmetic (and rsqrt/rcp): the FPOP_* of each opcode, in ps/pd/ss/sd order. */
+static int arith_fpop(uint8_t op, int pfx)
 {
-    switch (op) {
-    case 0x58: return a + b;
-    case 0x59: return a * b;
-    case 0x5c: return a - b;
-    case 0x5d: return a < b ? a : b;
-    case 0x5e: return a / b;
-    case 0x5f: return a > b ? a : b;
-    default: return sqrt(b);
+    static const int base[16] = {
+        -1, FPOP_SQRTPS, FPOP_RSQRTPS, FPOP_RCPPS, -1, -1, -1, -1,
+        FPOP_ADDPS, FPOP_MULPS, -1, -1, FPOP_SUBPS, FPOP_MINPS, FPOP_DIVPS, FPOP_MAXPS,
+    };
+    static const int order[4] = {0, 1, 3, 2};           /* PFX_NONE, 66, F2, F3 -> ps pd ss sd */
+    int b = base[op & 15];
+    if (b < 0)
+        return -1;
+    if (b == FPOP_RSQRTPS || b == FPOP_RCPPS) {          /* ps and ss forms only */
+        if (pfx == PFX_NONE) return b;
+        if (pfx == PFX_F3) return b + 1;
+        return -1;
     }
-}
-
-static float fp_op_f(int op, float a, float b)
-{
-    switch (op) {
-    case 0x58: return a + b;
-    case 0x59: return a * b;
-    case 0x5c: return a - b;
-    case 0x5d: return a < b ? a : b;
-    case 0x5e: return a / b;
-    case 0x5f: return a > b ? a : b;
-    default: return sqrtf(b);
-    }
-}
-
-static int fp_cmp(int pred, double a, double b)
-{
-    int unord = isnan(a) || isnan(b);
-    switch (pred & 7) {
-    case 0: return !unord && a == b;
-    case 1: return !unord && a < b;
-    case 2: return !unord && a <= b;
-    case 3: return unord;
-    case 4: return unord || a != b;
-    case 5: return unord || !(a < b);
-    case 6: return unord || !(a <= b);
-    default: return !unord;
-    }
-}
-
-/* Float -> integer with the x86 "integer indefinite" result for NaN and overflow. */
-static int64_t cvt_to_int(double v, int size, int truncate)
-{
-    double r = truncate ? trunc(v) : nearbyint(v);
-    double lim = size == 8 ? 9223372036854775808.0 : 2147483648.0;
-    if (isnan(r) || r >= lim || r < -lim)
-        return size == 8 ? INT64_MIN : INT32_MIN;
-    return (int64_t)r;
+    return b + order[pfx];
 }
 
 static void sse_arith(struct interp_cpu *cpu, struct insn *in, uint8_t op, int pfx)
 {
+    int fop = arith_fpop(op, pfx);
     xmm_t a, b;
+    if (fop < 0)
+        RAISE_UD(cpu);
     xmm_get(cpu, in->reg, &a);
-    switch (pfx) {
-    case PFX_NONE:
-        src128(cpu, in, &b, 0);
-        for (int i = 0; i < 4; i++) a.f[i] = fp_op_f(op, a.f[i], b.f[i]);
-        break;
-    case PFX_66:
-        src128(cpu, in, &b, 0);
-        for (int i = 0; i < 2; i++) a.df[i] = fp_op(op, a.df[i], b.df[i]);
-        break;
-    case PFX_F3:
-        src_low(cpu, in, &b, 4);
-        a.f[0] = fp_op_f(op, a.f[0], b.f[0]);
-        break;
-    default:
-        src_low(cpu, in, &b, 8);
-        a.df[0] = fp_op(op, a.df[0], b.df[0]);
-        break;
-    }
+    if (pfx == PFX_F3) src_low(cpu, in, &b, 4);
+    else if (pfx == PFX_F2) src_low(cpu, in, &b, 8);
+    else src128(cpu, in, &b, 0);
+    sse_fp(cpu, fop, 0, &a, &b);
     xmm_put(cpu, in->reg, &a);
 }
 
 static void sse_convert(struct interp_cpu *cpu, struct insn *in, uint8_t op, int pfx)
 {
-    xmm_t a, b, r;
+    xmm_t a, b;
+    int fop;
     xmm_get(cpu, in->reg, &a);
-    r = a;
     switch (op) {
     case 0x5a:
-        if (pfx == PFX_F3) { src_low(cpu, in, &b, 4); r.df[0] = b.f[0]; }
-        else if (pfx == PFX_F2) { src_low(cpu, in, &b, 8); r.f[0] = (float)b.df[0]; }
-        else if (pfx == PFX_NONE) { src_low(cpu, in, &b, 8); r.df[0] = b.f[0]; r.df[1] = b.f[1]; }
-        else { src128(cpu, in, &b, 0); r.f[0] = (float)b.df[0]; r.f[1] = (float)b.df[1]; r.q[1] = 0; }
+        if (pfx == PFX_F3) { src_low(cpu, in, &b, 4); fop = FPOP_CVTSS2SD; }
+        else if (pfx == PFX_F2) { src_low(cpu, in, &b, 8); fop = FPOP_CVTSD2SS; }
+        else if (pfx == PFX_NONE) { src_low(cpu, in, &b, 8); fop = FPOP_CVTPS2PD; }
+        else { src128(cpu, in, &b, 0); fop = FPOP_CVTPD2PS; }
         break;
     case 0x5b:
+        if (pfx == PFX_F2) RAISE_UD(cpu);
         src128(cpu, in, &b, 0);
-        for (int i = 0; i < 4; i++) {
-            if (pfx == PFX_NONE) r.f[i] = (float)b.sd[i];
-            else r.sd[i] = (int32_t)cvt_to_int(b.f[i], 4, pfx == PFX_F3);
-        }
+        fop = pfx == PFX_NONE ? FPOP_CVTDQ2PS : pfx == PFX_66 ? FPOP_CVTPS2DQ : FPOP_CVTTPS2DQ;
         break;
     default:                                             /* 0xe6 */
-        if (pfx == PFX_F3) {
-            src_low(cpu, in, &b, 8);
-            r.df[0] = b.sd[0];
-            r.df[1] = b.sd[1];
-        } else {
-            src128(cpu, in, &b, 0);
-            r.sd[0] = (int32_t)cvt_to_int(b.df[0], 4, pfx == PFX_66);
-            r.sd[1] = (int32_t)cvt_to_int(b.df[1], 4, pfx == PFX_66);
-            r.q[1] = 0;
-        }
+        if (pfx == PFX_NONE) RAISE_UD(cpu);
+        if (pfx == PFX_F3) { src_low(cpu, in, &b, 8); fop = FPOP_CVTDQ2PD; }
+        else { src128(cpu, in, &b, 0); fop = pfx == PFX_66 ? FPOP_CVTTPD2DQ : FPOP_CVTPD2DQ; }
         break;
     }
-    xmm_put(cpu, in->reg, &r);
+    sse_fp(cpu, fop, 0, &a, &b);
+    xmm_put(cpu, in->reg, &a);
 }
 
-static void sse_comis(struct interp_cpu *cpu, struct insn *in, int dbl)
+static void sse_comis(struct interp_cpu *cpu, struct insn *in, uint8_t op, int dbl)
 {
     xmm_t a, b;
     xmm_get(cpu, in->reg, &a);
     src_low(cpu, in, &b, dbl ? 8 : 4);
-    double x = dbl ? a.df[0] : a.f[0], y = dbl ? b.df[0] : b.f[0];
-    uint64_t f;
-    if (isnan(x) || isnan(y)) f = FL_ZF | FL_PF | FL_CF;
-    else if (x < y) f = FL_CF;
-    else if (x == y) f = FL_ZF;
-    else f = 0;
-    flags_set(cpu, FL_ARITH, f);
+    int fop = dbl ? (op == 0x2e ? FPOP_UCOMISD : FPOP_COMISD) : (op == 0x2e ? FPOP_UCOMISS : FPOP_COMISS);
+    sse_fp(cpu, fop, 0, &a, &b);
+    flags_set(cpu, FL_ARITH, a.q[0]);
+}
+
+/* SSE3 moves: movsldup/movshdup (F3 0F 12/16), movddup (F2 0F 12), lddqu (F2 0F F0). */
+static void sse3_moves(struct interp_cpu *cpu, struct insn *in, uint8_t op, int pfx)
+{
+    xmm_t a, b;
+    if (op == 0xf0) {
+        if (in->mod == 3) RAISE_UD(cpu);
+        src128(cpu, in, &a, 1);
+    } else if (pfx == PFX_F2) {                          /* movddup */
+        if (op != 0x12) RAISE_UD(cpu);
+        src_low(cpu, in, &b, 8);
+        a.q[0] = a.q[1] = b.q[0];
+    } else {
+        int odd = op == 0x16;
+        src128(cpu, in, &b, 0);
+        for (int i = 0; i < 4; i += 2)
+            a.d[i] = a.d[i + 1] = b.d[i + odd];
+    }
+    xmm_put(cpu, in->reg, &a);
 }
 
 static void sse_moves(struct interp_cpu *cpu, struct insn *in, uint8_t op, int pfx)
@@ -334,8 +248,10 @@ static void sse_moves(struct interp_cpu *cpu, struct insn *in, uint8_t op, int p
         }
         return;
     case 0x12: case 0x16:                                /* movlps/movlpd/movhlps, movhps/movhpd/movlhps */
-        if (pfx >= PFX_F2)
-            raise_unimplemented(cpu);                    /* SSE3 movddup/movsldup/movshdup */
+        if (pfx >= PFX_F2) {
+            sse3_moves(cpu, in, op, pfx);
+            return;
+        }
         xmm_get(cpu, in->reg, &x);
         if (in->mod == 3) {
             if (pfx == PFX_66) RAISE_UD(cpu);
@@ -397,42 +313,6 @@ static void sse_moves(struct interp_cpu *cpu, struct insn *in, uint8_t op, int p
     }
 }
 
-static void sse_0f38(struct interp_cpu *cpu, struct insn *in)
-{
-    uint8_t op = fetch8(cpu, in);
-    decode_modrm(cpu, in);
-    xmm_t a, b, r;
-    if (op == 0x00 && in->pfx66) {                       /* pshufb */
-        xmm_get(cpu, in->reg, &a);
-        src128(cpu, in, &b, 0);
-        for (int i = 0; i < 16; i++)
-            r.b[i] = (b.b[i] & 0x80) ? 0 : a.b[b.b[i] & 15];
-        xmm_put(cpu, in->reg, &r);
-        return;
-    }
-    raise_unimplemented(cpu);
-}
-
-static void sse_0f3a(struct interp_cpu *cpu, struct insn *in)
-{
-    uint8_t op = fetch8(cpu, in);
-    decode_modrm(cpu, in);
-    unsigned imm = fetch_imm(cpu, in, 1);
-    xmm_t a, b, r;
-    if (op == 0x0f && in->pfx66) {                       /* palignr */
-        uint8_t cat[32];
-        xmm_get(cpu, in->reg, &a);
-        src128(cpu, in, &b, 0);
-        memcpy(cat, &b, 16);
-        memcpy(cat + 16, &a, 16);
-        for (int i = 0; i < 16; i++)
-            r.b[i] = i + imm < 32 ? cat[i + imm] : 0;
-        xmm_put(cpu, in->reg, &r);
-        return;
-    }
-    raise_unimplemented(cpu);
-}
-
 void sse_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op)
 {
     int pfx = in->rep == 0xf3 ? PFX_F3 : in->rep == 0xf2 ? PFX_F2 : in->pfx66 ? PFX_66 : PFX_NONE;
@@ -450,14 +330,42 @@ void sse_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op)
         rm_write(cpu, in, in->opsize == 8 ? 8 : 4, reg_get(cpu, in->reg, in->opsize == 8 ? 8 : 4, in->rex));
         return;
     }
+    if (op == 0x38) {
+        uint8_t op3 = fetch8(cpu, in);
+        if (op3 == 0xf0 || op3 == 0xf1) {                /* crc32 / movbe: integer instructions */
+            crc32_movbe(cpu, in, op3);
+            return;
+        }
+        sse_check(cpu);
+        sse_0f38(cpu, in, op3);
+        return;
+    }
     int known = (op >= 0x10 && op <= 0x17) || (op >= 0x28 && op <= 0x2f) || op == 0x38 || op == 0x3a ||
                 (op >= 0x50 && op <= 0x7f) || (op >= 0xc2 && op <= 0xc6) || op >= 0xd0;
     if (!known)
         RAISE_UD(cpu);
     sse_check(cpu);
-    if (op == 0x38) { sse_0f38(cpu, in); return; }
     if (op == 0x3a) { sse_0f3a(cpu, in); return; }
     decode_modrm(cpu, in);
+
+    /* SSE3 floating point and lddqu, before the MMX check of the integer opcode range. */
+    if (op == 0x7c || op == 0x7d || op == 0xd0) {
+        static const int fops[3][2] = {{FPOP_HADDPD, FPOP_HADDPS}, {FPOP_HSUBPD, FPOP_HSUBPS},
+                                       {FPOP_ADDSUBPD, FPOP_ADDSUBPS}};
+        if (pfx != PFX_66 && pfx != PFX_F2)
+            RAISE_UD(cpu);
+        xmm_get(cpu, in->reg, &a);
+        src128(cpu, in, &b, 0);
+        sse_fp(cpu, fops[op == 0xd0 ? 2 : op - 0x7c][pfx == PFX_F2], 0, &a, &b);
+        xmm_put(cpu, in->reg, &a);
+        return;
+    }
+    if (op == 0xf0) {
+        if (pfx != PFX_F2)
+            RAISE_UD(cpu);
+        sse3_moves(cpu, in, op, pfx);
+        return;
+    }
 
     /* Integer SIMD ops exist here only in their 66-prefixed (XMM) form. */
     int int_simd = (op >= 0x60 && op <= 0x76) || op >= 0xd0;
@@ -485,9 +393,11 @@ void sse_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op)
     case 0x2a: {                                         /* cvtsi2ss/sd */
         if (pfx < PFX_F2) raise_unimplemented(cpu);      /* MMX forms */
         int size = (in->rex & 8) ? 8 : 4;
-        int64_t v = sext(rm_read(cpu, in, size), size);
+        memset(&b, 0, 16);
+        b.q[0] = rm_read(cpu, in, size);
         xmm_get(cpu, in->reg, &a);
-        if (pfx == PFX_F3) a.f[0] = (float)v; else a.df[0] = (double)v;
+        sse_fp(cpu, pfx == PFX_F3 ? (size == 8 ? FPOP_CVTSI2SS64 : FPOP_CVTSI2SS32)
+                                  : (size == 8 ? FPOP_CVTSI2SD64 : FPOP_CVTSI2SD32), 0, &a, &b);
         xmm_put(cpu, in->reg, &a);
         return;
     }
@@ -495,13 +405,18 @@ void sse_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op)
         if (pfx < PFX_F2) raise_unimplemented(cpu);
         int size = (in->rex & 8) ? 8 : 4;
         src_low(cpu, in, &b, pfx == PFX_F3 ? 4 : 8);
-        double v = pfx == PFX_F3 ? b.f[0] : b.df[0];
-        reg_set(cpu, in->reg, size, 0, (uint64_t)cvt_to_int(v, size, op == 0x2c));
+        static const int fops[2][2][2] = {               /* [sd][truncate][64-bit] */
+            {{FPOP_CVTSS2SI32, FPOP_CVTSS2SI64}, {FPOP_CVTTSS2SI32, FPOP_CVTTSS2SI64}},
+            {{FPOP_CVTSD2SI32, FPOP_CVTSD2SI64}, {FPOP_CVTTSD2SI32, FPOP_CVTTSD2SI64}},
+        };
+        a = b;
+        sse_fp(cpu, fops[pfx == PFX_F2][op == 0x2c][size == 8], 0, &a, &b);
+        reg_set(cpu, in->reg, size, 0, a.q[0]);
         return;
     }
     case 0x2e: case 0x2f:
         if (pfx >= PFX_F2) RAISE_UD(cpu);
-        sse_comis(cpu, in, pfx == PFX_66);
+        sse_comis(cpu, in, op, pfx == PFX_66);
         return;
     case 0x50: {                                         /* movmskps/pd */
         if (in->mod != 3 || pfx >= PFX_F2) RAISE_UD(cpu);
@@ -512,7 +427,7 @@ void sse_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op)
         reg_set(cpu, in->reg, 4, 0, m);
         return;
     }
-    case 0x51: case 0x58: case 0x59: case 0x5c: case 0x5d: case 0x5e: case 0x5f:
+    case 0x51: case 0x52: case 0x53: case 0x58: case 0x59: case 0x5c: case 0x5d: case 0x5e: case 0x5f:
         sse_arith(cpu, in, op, pfx);
         return;
     case 0x54: case 0x55: case 0x56: case 0x57:          /* and/andn/or/xor ps/pd */
@@ -549,10 +464,11 @@ void sse_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op)
     case 0xc2: {                                         /* cmpps/pd/ss/sd */
         unsigned imm = fetch_imm(cpu, in, 1);
         xmm_get(cpu, in->reg, &a);
-        if (pfx == PFX_NONE) { src128(cpu, in, &b, 0); for (int i = 0; i < 4; i++) a.d[i] = fp_cmp(imm, a.f[i], b.f[i]) ? ~0u : 0; }
-        else if (pfx == PFX_66) { src128(cpu, in, &b, 0); for (int i = 0; i < 2; i++) a.q[i] = fp_cmp(imm, a.df[i], b.df[i]) ? ~0ULL : 0; }
-        else if (pfx == PFX_F3) { src_low(cpu, in, &b, 4); a.d[0] = fp_cmp(imm, a.f[0], b.f[0]) ? ~0u : 0; }
-        else { src_low(cpu, in, &b, 8); a.q[0] = fp_cmp(imm, a.df[0], b.df[0]) ? ~0ULL : 0; }
+        if (pfx == PFX_F3) src_low(cpu, in, &b, 4);
+        else if (pfx == PFX_F2) src_low(cpu, in, &b, 8);
+        else src128(cpu, in, &b, 0);
+        static const int fops[4] = {FPOP_CMPPS, FPOP_CMPPD, FPOP_CMPSD, FPOP_CMPSS};
+        sse_fp(cpu, fops[pfx], imm & 7, &a, &b);
         xmm_put(cpu, in->reg, &a);
         return;
     }

@@ -520,10 +520,20 @@ class Generator:
     def _sse_address(self, offset: int) -> str:
         return f"[{SCRATCH_REG} + {offset}]"
 
-    # ---- x87 ---------------------------------------------------------------------------
+    # ---- long templates: one per case, or its code would overflow the case's slot --------
+    def _long_template(self) -> bool:
+        if getattr(self, "long_template_used", False):
+            return False
+        self.long_template_used = True
+        return True
+
     def gen_x87(self, size: int) -> Insn | None:
         from .cases_x87 import x87_case  # noqa: PLC0415 (cases_x87 imports this module)
-        return x87_case(self)
+        return x87_case(self) if self._long_template() else None
+
+    def gen_sse4(self, size: int) -> Insn | None:
+        from .cases_sse4 import sse4  # SSE3..SSE4.2, crc32, movbe, MXCSR
+        return sse4(self, size) if self._long_template() else None
 
     # ---- divide ------------------------------------------------------------------------
     def gen_div(self, size: int, regs: dict[str, int]) -> Insn | None:
@@ -613,8 +623,8 @@ def fp_scratch(rng: random.Random) -> bytes:
 
 def _sse(self, size: int) -> Insn:
     """Load xmm registers from scratch, apply one SSE operation, store them back to scratch
-    (so XMM state needs no plumbing: the scratch comparison sees it). MXCSR stays at its
-    default (the interpreter does not model rounding control or exception flags)."""
+    (so XMM state needs no plumbing: the scratch comparison sees it). MXCSR is whatever the
+    case finds (the default: the sse4 family, cases_sse4.py, is the one that varies it)."""
     rng = self.rng
     mode = getattr(self, "mode", 64)
     a, b = (f"xmm{r}" for r in rng.sample(range(16 if mode == 64 else 8), 2))
@@ -899,13 +909,14 @@ class CompatGenerator(Generator):
 FAMILY_WEIGHTS = {
     "alu": 6, "unary": 2, "shift": 4, "mul": 2, "bits": 2, "move": 4, "exchange_add": 2, "cmpxchg_wide": 1,
     "double_shift": 2, "flags": 2, "branch": 2, "stack": 2, "string": 2, "div": 1, "div_setup": 1, "sse": 3,
-    "address": 2, "x87": 2,
+    "address": 2, "x87": 2, "sse4": 3,
 }  # fmt: skip
 _FAMILIES = list(FAMILY_WEIGHTS)
 _WEIGHTS = list(FAMILY_WEIGHTS.values())
 
 
-COMPAT_FAMILIES = [family for family in _FAMILIES if family not in ("div", "sse", "address", "x87")] + ["addr16"]
+COMPAT_FAMILIES = [family for family in _FAMILIES if family not in ("div", "sse", "address", "x87", "sse4")] + \
+    ["addr16"]
 COMPAT_WEIGHTS = [FAMILY_WEIGHTS[family] for family in COMPAT_FAMILIES[:-1]] + [3]
 
 

@@ -51,10 +51,7 @@ STORES = [("fst", "dword"), ("fst", "qword"), ("fstp", "dword"), ("fstp", "qword
 
 
 def x87_case(gen) -> Insn | None:
-    """One x87 template per case (it is long: a second would overflow the case's code slot)."""
-    if getattr(gen, "x87_used", False):
-        return None
-    gen.x87_used = True
+    """An x87 template (a long one: Generator.gen_x87 allows one per case)."""
     rng = gen.rng
 
     def at(width: int) -> str:

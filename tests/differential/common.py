@@ -74,6 +74,7 @@ GDT_LIMIT = 0x4F
 CODE16_ADDR = 0x5000
 BENCH_PORT = layout.BENCH_PORT  # a case's normal end: `out 0xf6, al`
 FAULT_PORT = 0xF7  # an exception's end: the IDT stub's `out 0xf7, al`
+MXCSR_DEFAULT = 0x1F80
 END_INSN_LEN = 2  # `out imm8, al` is E6 ib
 VECTORS_WITH_ERROR_CODE = frozenset({8, 10, 11, 12, 13, 14, 17, 21, 29, 30})
 VECTOR_NAMES = {0: "#DE", 1: "#DB", 3: "#BP", 4: "#OF", 5: "#BR", 6: "#UD", 7: "#NM", 8: "#DF", 10: "#TS",
@@ -92,14 +93,17 @@ class Outcome:
     end_rip: RIP just after the `out` that ended the case (the case's own or the IDT stub's);
     vector: the exception vector when a fault ended it (else None); frame: its exception frame
     (error_code (None when the vector has none), rip, cs, rflags, rsp, ss); cr2;
-    fault: None for a normal end, else a one-line description (vector or unexpected stop).
+    fault: None for a normal end, else a one-line description (vector or unexpected stop);
+    mxcsr: after a fault, the MXCSR it left (the runners then reset it to MXCSR_DEFAULT, so a
+    case that faulted with exceptions unmasked does not leak them into the next case).
     """
 
-    __slots__ = ("regs", "rflags", "scratch", "windows", "end_rip", "vector", "frame", "cr2", "fault")
+    __slots__ = ("regs", "rflags", "scratch", "windows", "end_rip", "vector", "frame", "cr2", "fault", "mxcsr")
 
     def __init__(self, regs, rflags, scratch, windows, end_rip=None, vector=None, frame=None, cr2=0, fault=None):
         self.regs, self.rflags, self.scratch, self.windows, self.end_rip = regs, rflags, scratch, windows, end_rip
         self.vector, self.frame, self.cr2, self.fault = vector, frame, cr2, fault
+        self.mxcsr = None
 
     def __repr__(self) -> str:
         return f"Outcome(fault={self.fault!r}, end_rip={self.end_rip}, rflags={self.rflags:#x})"

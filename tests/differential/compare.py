@@ -91,6 +91,8 @@ def compare(case, hw, sw) -> list[str]:
                              f"interpreter {b if b is None else hex(b)}")
         if hw.cr2 != sw.cr2:
             diffs.append(f"cr2: hardware {hw.cr2:#x}, interpreter {sw.cr2:#x}")
+        if hw.mxcsr != sw.mxcsr:  # e.g. the exception flags an #XM left
+            diffs.append(f"mxcsr after the fault: hardware {hw.mxcsr:#x}, interpreter {sw.mxcsr:#x}")
     return diffs
 
 

@@ -12,7 +12,7 @@ from kvmpy.interp.cpu import GPR_NAMES, SEGMENT_NAMES, SoftCpu, StopReason, ffi
 from kvmpy.memory import GuestMemory, MemoryRegion
 
 from .cases import GPRS64, SCRATCH_ADDR, SCRATCH_REG
-from .common import (BENCH_PORT, END_INSN_LEN, FAULT_PORT, MEM_SIZE, SEGMENT_FIELDS, STACK_TOP, Outcome, case_rip,
+from .common import (BENCH_PORT, END_INSN_LEN, FAULT_PORT, MEM_SIZE, MXCSR_DEFAULT, SEGMENT_FIELDS, STACK_TOP, Outcome, case_rip,
                      fault_outcome, load_code, plain_sregs, prepare_memory, read_scratch, read_windows, reset_windows,
                      set_code_mode, user_sregs, write_scratch)
 
@@ -120,7 +120,10 @@ class InterpCaseRunner:
             return Outcome(values, c.rflags, scratch, windows, rip + END_INSN_LEN)
         self._dirty = True
         if ended and bus.port == FAULT_PORT:
-            return fault_outcome(memory, values, rip + END_INSN_LEN, gpr[_RSP], scratch, windows, c.cr2)
+            outcome = fault_outcome(memory, values, rip + END_INSN_LEN, gpr[_RSP], scratch, windows, c.cr2)
+            outcome.mxcsr = cpu.get("mxcsr")
+            cpu.set("mxcsr", MXCSR_DEFAULT)
+            return outcome
         if ended:  # the same words as kvm_side.describe_exit, so that both sides compare equal
             return Outcome(values, c.rflags, scratch, windows, rip, fault=f"{bus.unexpected} at {rip:#x}")
         if result.reason == StopReason.SHUTDOWN:

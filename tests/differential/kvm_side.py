@@ -16,9 +16,12 @@ from kvmpy.vcpu.cpuid import vcpu_cpuid
 from kvmpy.vcpu.modes import start_vcpu, StartMode
 
 from .cases import GPRS64, SCRATCH_REG
-from .common import (BENCH_PORT, CODE_ADDR, FAULT_PORT, MEM_SIZE, SCRATCH_ADDR, STACK_TOP, Outcome, case_rip,
+from .common import (BENCH_PORT, CODE_ADDR, FAULT_PORT, MEM_SIZE, MXCSR_DEFAULT, SCRATCH_ADDR, STACK_TOP, Outcome, case_rip,
                      fault_outcome, load_code, prepare_memory, read_scratch, read_windows, reset_windows, set_code_mode,
                      user_sregs, write_scratch)
+
+
+MXCSR_WORD = 24 // 4  # MXCSR's place in the XSAVE (FXSAVE) image, in 32-bit words
 
 
 def describe_exit(exit) -> str:
@@ -90,7 +93,13 @@ class KvmCaseRunner:
         self._dirty_sregs = True
         if type(exit) is PortOut and exit.port == FAULT_PORT:
             cr2 = vcpu.get_sregs().cr2
-            return fault_outcome(memory, values, regs.rip, regs.rsp, scratch, windows, cr2)
+            outcome = fault_outcome(memory, values, regs.rip, regs.rsp, scratch, windows, cr2)
+            xsave = vcpu.get_xsave()  # (KVM_GET_FPU reports MXCSR as 0 here)
+            outcome.mxcsr = xsave.region[MXCSR_WORD]
+            if outcome.mxcsr != MXCSR_DEFAULT:
+                xsave.region[MXCSR_WORD] = MXCSR_DEFAULT
+                vcpu.set_xsave(xsave)
+            return outcome
         self._complete_pending_io()
         return Outcome(values, regs.rflags, scratch, windows, regs.rip, fault=f"{describe_exit(exit)} at {regs.rip:#x}")
 
