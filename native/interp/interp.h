@@ -491,6 +491,29 @@ int io_allowed(struct interp_cpu *cpu, uint16_t port, int size);
 uint32_t io_in(struct interp_cpu *cpu, uint16_t port, int size);
 void io_out(struct interp_cpu *cpu, uint16_t port, int size, uint32_t val);
 
+/* ---- mxcsr.c: host SIMD floating point under the guest's MXCSR ---- */
+#define MXCSR_IE 0x01
+#define MXCSR_DE 0x02
+#define MXCSR_ZE 0x04
+#define MXCSR_OE 0x08
+#define MXCSR_UE 0x10
+#define MXCSR_PE 0x20
+#define MXCSR_FLAGS 0x3f
+#define MXCSR_DAZ 0x40
+#define MXCSR_MASKS 0x1f80
+#define MXCSR_RC 0x6000
+#define MXCSR_RC_SHIFT 13
+#define MXCSR_FTZ 0x8000
+uint32_t mxcsr_get(struct interp_cpu *cpu);
+/* Run fn(arg) on the host with the guest's rounding control, DAZ and FTZ, every exception
+ * masked and the flags clear; returns the exception flags raised (MXCSR_IE..MXCSR_PE).  fn
+ * must only compute (no guest memory access, nothing that can raise). */
+uint32_t mxcsr_run(struct interp_cpu *cpu, void (*fn)(void *), void *arg);
+/* Account the exception flags of one guest SIMD FP instruction: with an unmasked exception,
+ * set its flags and raise #XM (#UD if CR4.OSXMMEXCPT = 0), so call it before writing the
+ * destination; otherwise OR the flags into the guest MXCSR. */
+void mxcsr_signal(struct interp_cpu *cpu, uint32_t flags);
+
 /* ---- sse.c / fpu.c ---- */
 void sse_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op);
 void fpu_group_ae(struct interp_cpu *cpu, struct insn *in);
