@@ -87,6 +87,11 @@ void vex_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op)
         return;
     }
     vex_vector_check(cpu);
+    if (map == 2 && pp == 1 && ((opc >= 0x96 && opc <= 0x9f) || (opc >= 0xa6 && opc <= 0xaf) ||
+                                (opc >= 0xb6 && opc <= 0xbf))) {
+        fma_exec(cpu, in, opc);
+        return;
+    }
     if (map == 1 && vexmov_exec(cpu, in, opc))
         return;
     raise_unimplemented(cpu);                    /* AVX / AVX2 and the rest */
