@@ -92,6 +92,10 @@ void vex_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op)
         fma_exec(cpu, in, opc);
         return;
     }
+    if (pp == 1 && ((map == 2 && opc == 0x13) || (map == 3 && opc == 0x1d))) {
+        f16c_exec(cpu, in, opc);
+        return;
+    }
     if (map == 1 && vexmov_exec(cpu, in, opc))
         return;
     raise_unimplemented(cpu);                    /* AVX / AVX2 and the rest */
