@@ -280,6 +280,13 @@ void exec_0f(struct interp_cpu *cpu, struct insn *in)
         return;
     }
     case 0xc7: exec_group9(cpu, in); return;
+    case 0x38:                                               /* adcx (66) / adox (F3): adx.c */
+        if (in->p < in->end && in->p[0] == 0xf6 && (in->rep == 0xf3 || (in->pfx66 && !in->rep))) {
+            adx_exec(cpu, in);
+            return;
+        }
+        sse_exec(cpu, in, op);
+        return;
     case 0xc8: case 0xc9: case 0xca: case 0xcb: case 0xcc: case 0xcd: case 0xce: case 0xcf: {
         int r = (op & 7) | ((in->rex & 1) << 3);
         if (in->opsize == 8)
