@@ -553,11 +553,12 @@ uint32_t mxcsr_run(struct interp_cpu *cpu, void (*fn)(void *), void *arg);
  * destination; otherwise OR the flags into the guest MXCSR. */
 void mxcsr_signal(struct interp_cpu *cpu, uint32_t flags);
 
-/* ---- bmi.c, adx.c, fma.c, f16c.c, vexmov.c ---- */
+/* ---- bmi.c, adx.c, fma.c, f16c.c, rdrand.c, vexmov.c ---- */
 void bmi_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op);
 void adx_exec(struct interp_cpu *cpu, struct insn *in);
 void fma_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op);
 void f16c_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op);
+void rdrand_exec(struct interp_cpu *cpu, struct insn *in, int seed);
 int vexmov_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op);
 
 /* ---- sse.c / fpu.c ---- */
