@@ -560,9 +560,17 @@ static void exec_onebyte(struct interp_cpu *cpu, struct insn *in, uint8_t op)
         return;
     }
     case 0xc4: case 0xc5:
-        if (P(cpu)->code64)
-            raise_unimplemented(cpu);                    /* VEX prefixes */
-        exec_les(cpu, in, op == 0xc4 ? INTERP_ES : INTERP_DS);
+        /* VEX prefixes in 64-bit mode; elsewhere LES/LDS unless the next byte has mod = 11
+         * (a register operand, which LES/LDS cannot have). */
+        if (!P(cpu)->code64) {
+            if (unlikely(in->p >= in->end))
+                fetch_past_end(cpu, in);
+            if (in->p[0] < 0xc0) {
+                exec_les(cpu, in, op == 0xc4 ? INTERP_ES : INTERP_DS);
+                return;
+            }
+        }
+        vex_exec(cpu, in, op);
         return;
     case 0xc6: case 0xc7:
         size = (op & 1) ? in->opsize : 1;
@@ -774,6 +782,7 @@ static inline __attribute__((always_inline)) void exec_one_inline(struct interp_
     in.jumped = 0;
     in.retry = 0;
     in.atomic_host = NULL;
+    in.vex = 0;
     uint8_t op = fetch8(cpu, &in);
     unsigned pmask = code64 ? 3 : 1;
     if (code64 && prefix_class[op] == 2) {

@@ -85,25 +85,44 @@ static void exec_cmpxchg(struct interp_cpu *cpu, struct insn *in, int size)
     }
 }
 
+/* cmpxchg16b on RAM: one host `lock cmpxchg16b`, so other vCPUs see it atomic.  Returns
+ * ZF; *lo / *hi receive the memory's old value. */
+static int cmpxchg16b_host(uint8_t *h, uint64_t *lo, uint64_t *hi, uint64_t new_lo, uint64_t new_hi)
+{
+    uint8_t zf;
+    __asm__ volatile("lock cmpxchg16b %0\n\tsetz %1"
+                     : "+m"(*(volatile __int128 *)h), "=q"(zf), "+a"(*lo), "+d"(*hi)
+                     : "b"(new_lo), "c"(new_hi) : "memory", "cc");
+    return zf;
+}
+
 static void exec_cmpxchg8b16b(struct interp_cpu *cpu, struct insn *in)
 {
     if (in->mod == 3)
         RAISE_UD(cpu);
     uint64_t ea = in->ea;
-    if (in->opsize == 8) {                           /* cmpxchg16b (not atomic against other CPUs) */
+    if (in->opsize == 8) {                           /* cmpxchg16b: always a locked write cycle */
         if (ea & 15)
             RAISE_GP0(cpu);
-        uint64_t lo = mem_read(cpu, in->easeg, ea, 8), hi = mem_read(cpu, in->easeg, ea + 8, 8);
-        if (lo == cpu->gpr[INTERP_RAX] && hi == cpu->gpr[INTERP_RDX]) {
-            mem_write(cpu, in->easeg, ea, 8, cpu->gpr[INTERP_RBX]);
-            mem_write(cpu, in->easeg, ea + 8, 8, cpu->gpr[INTERP_RCX]);
-            flags_set(cpu, FL_ZF, FL_ZF);
-        } else {
-            mem_write(cpu, in->easeg, ea, 8, lo);
+        uint64_t la = seg_linear(cpu, in->easeg, ea, 16, ACC_R | ACC_W);
+        uint8_t *h;
+        translate(cpu, la, ACC_W, &h);               /* aligned: one page; faults as a write */
+        uint64_t lo = cpu->gpr[INTERP_RAX], hi = cpu->gpr[INTERP_RDX];
+        int equal;
+        if (h) {
+            equal = cmpxchg16b_host(h, &lo, &hi, cpu->gpr[INTERP_RBX], cpu->gpr[INTERP_RCX]);
+        } else {                                     /* MMIO: no atomicity to offer */
+            lo = mem_read(cpu, in->easeg, ea, 8);
+            hi = mem_read(cpu, in->easeg, ea + 8, 8);
+            equal = lo == cpu->gpr[INTERP_RAX] && hi == cpu->gpr[INTERP_RDX];
+            mem_write(cpu, in->easeg, ea, 8, equal ? cpu->gpr[INTERP_RBX] : lo);
+            mem_write(cpu, in->easeg, ea + 8, 8, equal ? cpu->gpr[INTERP_RCX] : hi);
+        }
+        if (!equal) {
             cpu->gpr[INTERP_RAX] = lo;
             cpu->gpr[INTERP_RDX] = hi;
-            flags_set(cpu, FL_ZF, 0);
         }
+        flags_set(cpu, FL_ZF, equal ? FL_ZF : 0);
         return;
     }
     uint64_t expect = (cpu->gpr[INTERP_RAX] & 0xffffffffULL) | (cpu->gpr[INTERP_RDX] << 32);
@@ -138,9 +157,8 @@ static void exec_group9(struct interp_cpu *cpu, struct insn *in)
         fpu_group_c7(cpu, in);
         return;
     }
-    if (in->mod == 3 && (sub == 6 || sub == 7)) {       /* rdrand / rdseed: report "no entropy" */
-        reg_set(cpu, in->rm, in->opsize, in->rex, 0);
-        flags_set(cpu, FL_ARITH, 0);
+    if (in->mod == 3 && (sub == 6 || sub == 7)) {       /* rdrand / rdseed */
+        rdrand_exec(cpu, in, sub == 7);
         return;
     }
     RAISE_UD(cpu);
@@ -280,6 +298,13 @@ void exec_0f(struct interp_cpu *cpu, struct insn *in)
         return;
     }
     case 0xc7: exec_group9(cpu, in); return;
+    case 0x38:                                               /* adcx (66) / adox (F3): adx.c */
+        if (in->p < in->end && in->p[0] == 0xf6 && (in->rep == 0xf3 || (in->pfx66 && !in->rep))) {
+            adx_exec(cpu, in);
+            return;
+        }
+        sse_exec(cpu, in, op);
+        return;
     case 0xc8: case 0xc9: case 0xca: case 0xcb: case 0xcc: case 0xcd: case 0xce: case 0xcf: {
         int r = (op & 7) | ((in->rex & 1) << 3);
         if (in->opsize == 8)

@@ -180,6 +180,14 @@ struct insn {
     uint64_t ea;                      /* offset of the memory operand */
     uint8_t *atomic_host;             /* locked RMW target in RAM, or NULL */
     uint64_t atomic_old;              /* the value read from atomic_host */
+    /* VEX prefix (vex.c), meaningful only when vex != 0.  vex_exec also folds VEX.R/X/B/W
+     * into `rex` (so decode_modrm works unchanged), VEX.pp into pfx66/rep, and sets opsize
+     * to 4 or 8 (VEX.W in 64-bit mode). */
+    uint8_t vex;                      /* 0: no VEX prefix; 2: C5 (two-byte); 3: C4 (three-byte) */
+    uint8_t vex_map;                  /* opcode map: 1 = 0F, 2 = 0F 38, 3 = 0F 3A */
+    uint8_t vex_w;                    /* VEX.W */
+    uint8_t vex_l;                    /* VEX.L: 0 = 128-bit, 1 = 256-bit */
+    uint8_t vex_v;                    /* VEX.vvvv, un-inverted: the extra source register */
 };
 
 /* ---- fetch.c / decode.c ---- */
@@ -490,6 +498,70 @@ void exec_string(struct interp_cpu *cpu, struct insn *in, uint8_t op);
 int io_allowed(struct interp_cpu *cpu, uint16_t port, int size);
 uint32_t io_in(struct interp_cpu *cpu, uint16_t port, int size);
 void io_out(struct interp_cpu *cpu, uint16_t port, int size, uint32_t val);
+
+/* ---- vex.c (VEX prefix and vector register helpers) ----
+ * YMM register i: bits 127:0 are XMM i in the FXSAVE image, bits 255:128 cpu->ymmh[16 * i]. */
+typedef union {
+    uint8_t b[32]; uint16_t w[16]; uint32_t d[8]; uint64_t q[4]; float f[8]; double df[4];
+} ymm_t;
+#define YMM_LO(cpu, i) ((cpu)->fxsave + 160 + 16 * (i))   /* = FX_XMM */
+#define YMM_HI(cpu, i) ((cpu)->ymmh + 16 * (i))
+void vex_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op);
+/* #UD / #NM checks of every VEX-encoded vector instruction (not BMI): CR4.OSXSAVE, XCR0 SSE|AVX, CR0.TS. */
+void vex_vector_check(struct interp_cpu *cpu);
+/* The vector length of a VEX instruction in bytes: 16 (VEX.128) or 32 (VEX.256). */
+static inline int vex_len(const struct insn *in) { return in->vex_l ? 32 : 16; }
+static inline void ymm_get(struct interp_cpu *cpu, int r, ymm_t *v)
+{
+    memcpy(v->b, YMM_LO(cpu, r), 16);
+    memcpy(v->b + 16, YMM_HI(cpu, r), 16);
+}
+/* Write a VEX destination register: `len` = 16 writes XMM r and zeroes bits 255:128 (VEX.128
+ * semantics), 32 writes all of YMM r. */
+static inline void ymm_put(struct interp_cpu *cpu, int r, const ymm_t *v, int len)
+{
+    memcpy(YMM_LO(cpu, r), v->b, 16);
+    if (len == 32)
+        memcpy(YMM_HI(cpu, r), v->b + 16, 16);
+    else
+        memset(YMM_HI(cpu, r), 0, 16);
+}
+/* The r/m source of a VEX instruction: `len` bytes of a register or memory (no alignment
+ * rule); the rest of *v is zero for memory, the register's bits for a register. */
+void vex_read_rm(struct interp_cpu *cpu, struct insn *in, ymm_t *v, int len);
+
+/* ---- mxcsr.c: host SIMD floating point under the guest's MXCSR ---- */
+#define MXCSR_IE 0x01
+#define MXCSR_DE 0x02
+#define MXCSR_ZE 0x04
+#define MXCSR_OE 0x08
+#define MXCSR_UE 0x10
+#define MXCSR_PE 0x20
+#define MXCSR_FLAGS 0x3f
+#define MXCSR_DAZ 0x40
+#define MXCSR_MASKS 0x1f80
+#define MXCSR_RC 0x6000
+#define MXCSR_RC_SHIFT 13
+#define MXCSR_FTZ 0x8000
+uint32_t mxcsr_get(struct interp_cpu *cpu);
+/* Run fn(arg) on the host with the guest's rounding control, DAZ and FTZ, every exception
+ * masked and the flags clear; returns the exception flags raised (MXCSR_IE..MXCSR_PE).  fn
+ * must only compute (no guest memory access, nothing that can raise). */
+uint32_t mxcsr_run(struct interp_cpu *cpu, void (*fn)(void *), void *arg);
+/* Account the exception flags of one guest SIMD FP instruction: with an unmasked exception,
+ * set its flags and raise #XM (#UD if CR4.OSXMMEXCPT = 0), so call it before writing the
+ * destination; otherwise OR the flags into the guest MXCSR. */
+void mxcsr_signal(struct interp_cpu *cpu, uint32_t flags);
+/* OR `flags` into the guest MXCSR and raise #XM (#UD if CR4.OSXMMEXCPT = 0). */
+NORETURN void mxcsr_exception(struct interp_cpu *cpu, uint32_t flags);
+
+/* ---- bmi.c, adx.c, fma.c, f16c.c, rdrand.c, vexmov.c ---- */
+void bmi_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op);
+void adx_exec(struct interp_cpu *cpu, struct insn *in);
+void fma_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op);
+void f16c_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op);
+void rdrand_exec(struct interp_cpu *cpu, struct insn *in, int seed);
+int vexmov_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op);
 
 /* ---- sse.c / fpu.c / x87.c ---- */
 void sse_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op);

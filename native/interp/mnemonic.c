@@ -101,7 +101,49 @@ static const char *grp7_reg(uint8_t modrm)
     return "?";
 }
 
-static const char *two_byte(const uint8_t *b, int n, int i, uint8_t rep)
+/* A VEX-encoded instruction: b[i] is the C4/C5 byte. */
+static const char *vex_name(const uint8_t *b, int n, int i)
+{
+    static __thread char buf[24];
+    static const char *const fma_kind[10] = {"fmaddsub", "fmsubadd", "fmadd", "fmadd", "fmsub", "fmsub",
+                                             "fnmadd", "fnmadd", "fnmsub", "fnmsub"};
+    int c4 = b[i] == 0xc4;
+    if (i + (c4 ? 3 : 2) >= n) return "?";
+    int map = c4 ? b[i + 1] & 0x1f : 1;
+    uint8_t last = b[i + (c4 ? 2 : 1)];
+    int pp = last & 3, w = c4 && (last & 0x80);
+    uint8_t op = b[i + (c4 ? 3 : 2)];
+    int reg = i + (c4 ? 4 : 3) < n ? (b[i + (c4 ? 4 : 3)] >> 3) & 7 : 0;
+    if (map == 2) {
+        switch (op << 2 | pp) {
+        case 0xf2 << 2: return "andn";
+        case 0xf3 << 2: return reg == 1 ? "blsr" : reg == 2 ? "blsmsk" : reg == 3 ? "blsi" : "?";
+        case 0xf5 << 2: return "bzhi";
+        case 0xf5 << 2 | 2: return "pext";
+        case 0xf5 << 2 | 3: return "pdep";
+        case 0xf6 << 2 | 3: return "mulx";
+        case 0xf7 << 2: return "bextr";
+        case 0xf7 << 2 | 1: return "shlx";
+        case 0xf7 << 2 | 2: return "sarx";
+        case 0xf7 << 2 | 3: return "shrx";
+        case 0x13 << 2 | 1: return "vcvtph2ps";
+        default: break;
+        }
+        int k = op & 0xf, f = op >> 4;
+        if (pp == 1 && f >= 9 && f <= 0xb && k >= 6) {
+            const char *form = f == 9 ? "132" : f == 0xa ? "213" : "231";
+            const char *type = (k >= 8 && (k & 1)) ? (w ? "sd" : "ss") : (w ? "pd" : "ps");
+            snprintf(buf, sizeof(buf), "v%s%s%s", fma_kind[k - 6], form, type);
+            return buf;
+        }
+    }
+    if (map == 3 && op == 0xf0 && pp == 3) return "rorx";
+    if (map == 3 && op == 0x1d && pp == 1) return "vcvtps2ph";
+    snprintf(buf, sizeof(buf), "vex_%s%02x", map == 1 ? "0f" : map == 2 ? "0f38" : map == 3 ? "0f3a" : "?", op);
+    return buf;
+}
+
+static const char *two_byte(const uint8_t *b, int n, int i, uint8_t rep, int pfx66)
 {
     if (i >= n) return "?";
     uint8_t op = b[i++];
@@ -130,6 +172,7 @@ static const char *two_byte(const uint8_t *b, int n, int i, uint8_t rep)
     case 0x35: return "sysexit";
     case 0x38: {
         const char *name = map_0f38(modrm);            /* "modrm" is the third opcode byte here */
+        if (modrm == 0xf6 && (rep == 0xf3 || (pfx66 && !rep))) return rep ? "adox" : "adcx";
         if (modrm == 0xf0 || modrm == 0xf1) return rep == 0xf2 ? "crc32" : "movbe";
         if (name) return name;
         snprintf(buf, sizeof(buf), "sse_0f38%02x", modrm);
@@ -198,10 +241,13 @@ const char *interp_mnemonic(struct interp_cpu *cpu)
     }
     int i = 0;
     uint8_t rep = 0;
+    int pfx66 = 0;
     while (i < n) {
         uint8_t op = b[i];
         if (op == 0xf2 || op == 0xf3)
             rep = op;
+        else if (op == 0x66)
+            pfx66 = 1;
         else if (!(op == 0x66 || op == 0x26 || op == 0x2e || op == 0x36 || op == 0x3e || op == 0x64 || op == 0x65 ||
                    op == 0x67 || op == 0xf0 || (P(cpu)->code64 && (op & 0xf0) == 0x40)))
             break;
@@ -212,7 +258,10 @@ const char *interp_mnemonic(struct interp_cpu *cpu)
     uint8_t op = b[i];
     int reg = i + 1 < n ? (b[i + 1] >> 3) & 7 : 0;
     switch (op) {
-    case 0x0f: return two_byte(b, n, i + 1, rep);
+    case 0x0f: return two_byte(b, n, i + 1, rep, pfx66);
+    case 0xc4: case 0xc5:
+        if (P(cpu)->code64 || (i + 1 < n && b[i + 1] >= 0xc0)) return vex_name(b, n, i);
+        return one_byte[op];
     case 0x80: case 0x81: case 0x82: case 0x83: return grp1[reg];
     case 0xc0: case 0xc1: case 0xd0: case 0xd1: case 0xd2: case 0xd3: return grp2[reg];
     case 0xf6: case 0xf7: return grp3[reg];

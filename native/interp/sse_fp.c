@@ -28,14 +28,7 @@
 #error "sse_fp.c computes with the host's SSE unit: x86-64 hosts only"
 #endif
 
-#define MX_IE 0x01
-#define MX_DE 0x02
-#define MX_ZE 0x04
-#define MX_OE 0x08
-#define MX_UE 0x10
-#define MX_PE 0x20
-#define MX_PRE (MX_IE | MX_DE | MX_ZE)
-#define MX_FTZ 0x8000
+#define MX_PRE (MXCSR_IE | MXCSR_DE | MXCSR_ZE)   /* pre-computation exceptions */
 
 typedef double v2df __attribute__((vector_size(16)));
 
@@ -223,10 +216,10 @@ static double lane_value(const xmm_t *x, int esize, int i)
  * says whether the result is inexact with an unbounded exponent. */
 static uint32_t lane_flags(uint32_t f, int tiny, uint32_t unmasked, int inexact)
 {
-    if ((unmasked & MX_UE) && tiny)
-        return (f & MX_PRE) | MX_UE | (inexact ? MX_PE : 0);
-    if ((unmasked & MX_OE) && (f & MX_OE))
-        return (f & MX_PRE) | MX_OE | (inexact ? MX_PE : 0);
+    if ((unmasked & MXCSR_UE) && tiny)
+        return (f & MX_PRE) | MXCSR_UE | (inexact ? MXCSR_PE : 0);
+    if ((unmasked & MXCSR_OE) && (f & MXCSR_OE))
+        return (f & MX_PRE) | MXCSR_OE | (inexact ? MXCSR_PE : 0);
     return f;
 }
 
@@ -283,29 +276,13 @@ static uint32_t split_flags(int op, int imm, const xmm_t *a, const xmm_t *b, uin
         r = la;
         uint32_t f = host_run(op, imm, &r, &lb, ctl) & 0x3f;
         int tiny = 0;
-        if (unmasked & MX_UE) {
+        if (unmasked & MXCSR_UE) {
             r = la;
-            tiny = (host_run(op, imm, &r, &lb, ctl | MX_FTZ) & MX_UE) != 0;
+            tiny = (host_run(op, imm, &r, &lb, ctl | MXCSR_FTZ) & MXCSR_UE) != 0;
         }
         flags |= lane_flags(f, tiny, unmasked, inexact_unbounded(kind_of(op, k), x, y, l.esize == 4, tiny));
     }
     return flags;
-}
-
-static uint32_t mxcsr_get(struct interp_cpu *cpu)
-{
-    uint32_t v;
-    memcpy(&v, cpu->fxsave + FX_MXCSR, 4);
-    return v;
-}
-
-static NORETURN void simd_fp_exception(struct interp_cpu *cpu, uint32_t mx, uint32_t flags)
-{
-    mx |= flags;
-    memcpy(cpu->fxsave + FX_MXCSR, &mx, 4);
-    if (!(cpu->cr4 & CR4_OSXMMEXCPT))
-        RAISE_UD(cpu);
-    raise_exc(cpu, EXC_XM, 0, 0);
 }
 
 void sse_fp(struct interp_cpu *cpu, int op, int imm, xmm_t *a, const xmm_t *b)
@@ -317,14 +294,14 @@ void sse_fp(struct interp_cpu *cpu, int op, int imm, xmm_t *a, const xmm_t *b)
     uint32_t f = host_run(op, imm, &r, b, ctl) & 0x3f;
     if (unmasked) {
         if (f & unmasked & MX_PRE)
-            simd_fp_exception(cpu, mx, f & MX_PRE);
+            mxcsr_exception(cpu, f & MX_PRE);
         int tiny = 0;
-        if (unmasked & MX_UE) {
+        if (unmasked & MXCSR_UE) {
             xmm_t t = *a;
-            tiny = (host_run(op, imm, &t, b, ctl | MX_FTZ) & MX_UE) != 0;
+            tiny = (host_run(op, imm, &t, b, ctl | MXCSR_FTZ) & MXCSR_UE) != 0;
         }
         if ((f & unmasked) || tiny)
-            simd_fp_exception(cpu, mx, split_flags(op, imm, a, b, ctl, unmasked, f, tiny));
+            mxcsr_exception(cpu, split_flags(op, imm, a, b, ctl, unmasked, f, tiny));
     }
     if (f & ~mx) {
         mx |= f;

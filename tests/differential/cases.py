@@ -517,6 +517,11 @@ class Generator:
     def gen_sse(self, size: int) -> Insn:
         return _sse(self, size)
 
+    # ---- VEX: BMI1/2, ADX, FMA, F16C (cases_vex.py) --------------------------------------
+    def gen_vex(self, size: int) -> Insn:
+        from .cases_vex import gen_vex
+        return gen_vex(self, size)
+
     def _sse_address(self, offset: int) -> str:
         return f"[{SCRATCH_REG} + {offset}]"
 
@@ -909,13 +914,13 @@ class CompatGenerator(Generator):
 FAMILY_WEIGHTS = {
     "alu": 6, "unary": 2, "shift": 4, "mul": 2, "bits": 2, "move": 4, "exchange_add": 2, "cmpxchg_wide": 1,
     "double_shift": 2, "flags": 2, "branch": 2, "stack": 2, "string": 2, "div": 1, "div_setup": 1, "sse": 3,
-    "address": 2, "x87": 2, "sse4": 3,
+    "address": 2, "x87": 2, "sse4": 3, "vex": 3,
 }  # fmt: skip
 _FAMILIES = list(FAMILY_WEIGHTS)
 _WEIGHTS = list(FAMILY_WEIGHTS.values())
 
 
-COMPAT_FAMILIES = [family for family in _FAMILIES if family not in ("div", "sse", "address", "x87", "sse4")] + \
+COMPAT_FAMILIES = [family for family in _FAMILIES if family not in ("div", "sse", "address", "x87", "sse4", "vex")] + \
     ["addr16"]
 COMPAT_WEIGHTS = [FAMILY_WEIGHTS[family] for family in COMPAT_FAMILIES[:-1]] + [3]
 

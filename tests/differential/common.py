@@ -203,6 +203,12 @@ def user_sregs(sregs) -> None:
     sregs.idt.base = IDT_ADDR
     sregs.idt.limit = IDT_VECTORS * 16 - 1
     sregs.gdt.limit = GDT_LIMIT
+    sregs.cr4 |= CR4_OSXSAVE  # VEX instructions (cases_vex.py) need it, with XCR0 = GUEST_XCR0
+
+
+# XCR0 of both sides: x87, SSE and AVX state (VEX instructions #UD without SSE|AVX).
+GUEST_XCR0 = 0x7
+CR4_OSXSAVE = 1 << 18
 
 
 def set_code_mode(cs, mode: int) -> None:

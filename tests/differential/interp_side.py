@@ -12,9 +12,9 @@ from kvmpy.interp.cpu import GPR_NAMES, SEGMENT_NAMES, SoftCpu, StopReason, ffi
 from kvmpy.memory import GuestMemory, MemoryRegion
 
 from .cases import GPRS64, SCRATCH_ADDR, SCRATCH_REG
-from .common import (BENCH_PORT, END_INSN_LEN, FAULT_PORT, MEM_SIZE, MXCSR_DEFAULT, SEGMENT_FIELDS, STACK_TOP, Outcome, case_rip,
-                     fault_outcome, load_code, plain_sregs, prepare_memory, read_scratch, read_windows, reset_windows,
-                     set_code_mode, user_sregs, write_scratch)
+from .common import (BENCH_PORT, END_INSN_LEN, FAULT_PORT, GUEST_XCR0, MEM_SIZE, MXCSR_DEFAULT, SEGMENT_FIELDS,
+                     STACK_TOP, Outcome, case_rip, fault_outcome, load_code, plain_sregs, prepare_memory, read_scratch,
+                     read_windows, reset_windows, set_code_mode, user_sregs, write_scratch)
 
 # Instructions a case may run before it must have ended: a case is at most a few dozen
 # instructions, plus the one-instruction IDT stub.
@@ -76,7 +76,7 @@ class InterpCaseRunner:
                 setattr(c.seg[index], field, getattr(source, field))
         self.cpu.set_dtable("gdt", sregs.gdt.base, sregs.gdt.limit)
         self.cpu.set_dtable("idt", sregs.idt.base, sregs.idt.limit)
-        self.cpu.set_regs(cr0=sregs.cr0, cr3=sregs.cr3, cr4=sregs.cr4, efer=sregs.efer)
+        self.cpu.set_regs(cr0=sregs.cr0, cr3=sregs.cr3, cr4=sregs.cr4, efer=sregs.efer, xcr0=GUEST_XCR0)
         self._segments = bytes(ffi.buffer(c.seg))  # restored after a case that faulted to ring 0
         self._dirty = False
         self.blob = blob

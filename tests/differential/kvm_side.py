@@ -16,9 +16,9 @@ from kvmpy.vcpu.cpuid import vcpu_cpuid
 from kvmpy.vcpu.modes import start_vcpu, StartMode
 
 from .cases import GPRS64, SCRATCH_REG
-from .common import (BENCH_PORT, CODE_ADDR, FAULT_PORT, MEM_SIZE, MXCSR_DEFAULT, SCRATCH_ADDR, STACK_TOP, Outcome, case_rip,
-                     fault_outcome, load_code, prepare_memory, read_scratch, read_windows, reset_windows, set_code_mode,
-                     user_sregs, write_scratch)
+from .common import (BENCH_PORT, CODE_ADDR, FAULT_PORT, GUEST_XCR0, MEM_SIZE, MXCSR_DEFAULT, SCRATCH_ADDR, STACK_TOP,
+                     Outcome, case_rip, fault_outcome, load_code, prepare_memory, read_scratch, read_windows,
+                     reset_windows, set_code_mode, user_sregs, write_scratch)
 
 
 MXCSR_WORD = 24 // 4  # MXCSR's place in the XSAVE (FXSAVE) image, in 32-bit words
@@ -52,6 +52,10 @@ class KvmCaseRunner:
         sregs = self.vcpu.get_sregs()
         user_sregs(sregs)
         self.vcpu.set_sregs(sregs)
+        xcrs = self.vcpu.get_xcrs()  # XCR0 (CR4.OSXSAVE is set now): x87 | SSE | AVX
+        xcrs.nr_xcrs, xcrs.flags = 1, 0
+        xcrs.xcrs[0].xcr, xcrs.xcrs[0].value = 0, GUEST_XCR0
+        self.vcpu.set_xcrs(xcrs)
         self.sregs = self.vcpu.get_sregs()
         self.blob = blob
         self.mode = 64
