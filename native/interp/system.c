@@ -483,7 +483,7 @@ void sys_cpuid(struct interp_cpu *cpu)
     /* Bits that follow the CPU's own state, as KVM keeps them up to date. */
     if (fn == 1)
         c = (c & ~CPUID1_ECX_OSXSAVE) | ((cpu->cr4 & CR4_OSXSAVE) ? CPUID1_ECX_OSXSAVE : 0);
-    if (fn == 0xd && idx == 0)
+    if (fn == 0xd && (idx == 0 || idx == 1))    /* the XSAVE / XSAVEC area for the XCR0 in force */
         b = xsave_size(cpu->xcr0);
     reg_set(cpu, INTERP_RAX, 4, 0, a);
     reg_set(cpu, INTERP_RBX, 4, 0, b);

@@ -137,11 +137,11 @@ def test_cpuid_gives_each_vcpu_its_apic_id_and_the_vcpu_count():
 
 def test_cpuid_platform_bits_are_the_interpreters_own():
     """Which instruction sets appear is test_cpu_model's subject; here the platform: no x2APIC,
-    no TSC-deadline timer, no XSAVE (FXSAVE is what the kernel uses), the hypervisor bit,
+    no TSC-deadline timer, the hypervisor bit,
     long mode, SYSCALL and NX."""
     entries = interp_cpuid(0, 1, 2_500_000_000)
     _, _, ecx, _ = leaf(entries, 1)
-    for bit in (21, 24, 26):  # x2APIC TSC-deadline XSAVE
+    for bit in (21, 24):  # x2APIC TSC-deadline
         assert not ecx & (1 << bit)
     assert ecx & (1 << 31)  # hypervisor
     _, _, _, ext_edx = leaf(entries, 0x8000_0001)

@@ -6,8 +6,9 @@ the default, is IMPLEMENTED below, a level is its own set (and must be part of I
 The platform features are always there: the TSC, MSRs, PSE/PAE/PGE/PAT, CLFLUSH, the local
 APIC (xAPIC, no x2APIC and no TSC-deadline timer), FSGSBASE, SMEP, SMAP, UMIP, RDPID, NX,
 1 GiB pages, SYSCALL, long mode, the hypervisor bit, and "FPU CS and DS deprecated" (the
-x87 stores 0 for both). Not advertised although partly there: XSAVE (the kernel then uses
-FXSAVE), SYSENTER (64-bit guests use SYSCALL).
+x87 stores 0 for both). With the model's XSAVE, leaf 0xD describes the x87, SSE and (with
+AVX) YMM state in the standard layout, with XSAVEOPT and XSAVEC (not XSAVES: no IA32_XSS).
+Not advertised: SYSENTER (64-bit guests use SYSCALL).
 
 The vendor is GenuineIntel, family 6 with a model number Intel never used (0x10), so Linux
 applies no model quirks. Leaf 0x15 reports the TSC frequency, with the local APIC timer's
@@ -26,6 +27,7 @@ from ...cpu_model import BASELINE, FEATURES, CpuModel
 LEAF_VENDOR = 0x0
 LEAF_FEATURES = 0x1
 LEAF_STRUCTURED_FEATURES = 0x7
+LEAF_XSAVE = 0xD
 LEAF_TSC_CRYSTAL = 0x15
 LEAF_FREQUENCIES = 0x16
 LEAF_HYPERVISOR = 0x4000_0000
@@ -48,7 +50,8 @@ LINEAR_ADDRESS_BITS = 48
 SIGNIFICANT_INDEX = 1  # kvm_cpuid_entry2 flag: the subleaf matters
 
 # The instruction-set features the interpreter executes (cpu_model.FEATURES names).
-IMPLEMENTED = BASELINE | {"cx16", "popcnt", "lahf_lm", "abm", "rdtscp", "pni", "ssse3", "sse4_1", "sse4_2", "movbe"}
+IMPLEMENTED = BASELINE | {"cx16", "popcnt", "lahf_lm", "abm", "rdtscp", "pni", "ssse3", "sse4_1", "sse4_2", "movbe",
+                          "xsave", "bmi1", "bmi2", "adx", "rdrand", "rdseed"}
 
 # Platform features, by leaf and register.
 PSE, TSC, MSR, PAE, APIC, PGE, PAT, CLFSH = 1 << 3, 1 << 4, 1 << 5, 1 << 6, 1 << 9, 1 << 13, 1 << 16, 1 << 19
@@ -57,6 +60,11 @@ FSGSBASE, SMEP, ERMS, FPU_CS_DS_DEPRECATED, SMAP = 1 << 0, 1 << 7, 1 << 9, 1 << 
 UMIP, RDPID = 1 << 2, 1 << 22
 SYSCALL, NX, PAGE_1GB, LONG_MODE = 1 << 11, 1 << 20, 1 << 26, 1 << 29
 INVARIANT_TSC = 1 << 8  # leaf 0x80000007 EDX
+# XSAVE (leaf 0xD): the components the interpreter holds, where the standard format puts them.
+XCR0_X87, XCR0_SSE, XCR0_AVX = 1 << 0, 1 << 1, 1 << 2
+XSAVE_LEGACY_AND_HEADER = 576  # the FXSAVE image and the XSAVE header: component 2 starts here
+XSAVE_AVX_SIZE = 256
+XSAVEOPT, XSAVEC = 1 << 0, 1 << 1  # leaf 0xD subleaf 1 EAX (no XSAVES: no IA32_XSS)
 
 PLATFORM = {
     (LEAF_FEATURES, "edx"): PSE | TSC | MSR | PAE | APIC | PGE | PAT | CLFSH,
@@ -99,10 +107,24 @@ def apic_bus_hz(tsc_hz: int) -> int:
     return tsc_hz // tsc_to_bus_ratio(tsc_hz) // 1000 * 1000
 
 
+def xsave_leaves(avx: bool) -> list[tuple[int, int, int, int, int, int, int]]:
+    """Leaf 0xD: x87 and SSE state, and the AVX upper halves where the model has AVX. EBX of
+    subleaves 0 and 1 (the XSAVE and XSAVEC sizes for the XCR0 in force) is filled in by the
+    interpreter's CPUID."""
+    components = XCR0_X87 | XCR0_SSE | (XCR0_AVX if avx else 0)
+    largest = XSAVE_LEGACY_AND_HEADER + (XSAVE_AVX_SIZE if avx else 0)
+    leaves = [(LEAF_XSAVE, 0, SIGNIFICANT_INDEX, components, XSAVE_LEGACY_AND_HEADER, largest, 0),
+              (LEAF_XSAVE, 1, SIGNIFICANT_INDEX, XSAVEOPT | XSAVEC, 0, 0, 0)]
+    if avx:
+        leaves.append((LEAF_XSAVE, 2, SIGNIFICANT_INDEX, XSAVE_AVX_SIZE, XSAVE_LEGACY_AND_HEADER, 0, 0))
+    return leaves
+
+
 def interp_cpuid(index: int, cpus: int, tsc_hz: int,
                  model: CpuModel = MAX_MODEL) -> list[tuple[int, int, int, int, int, int, int]]:
     """CPUID entries for vCPU `index` of `cpus`, as (function, index, flags, eax, ebx, ecx, edx)."""
     bits = feature_registers(model)
+    features = IMPLEMENTED if model.features is None else model.features
     bus_hz, ratio = apic_bus_hz(tsc_hz), tsc_to_bus_ratio(tsc_hz)
     vendor_ebx, vendor_edx, vendor_ecx = _registers(VENDOR)
     signature = (MODEL >> 4) << 16 | FAMILY << 8 | (MODEL & 0xF) << 4 | STEPPING
@@ -114,6 +136,7 @@ def interp_cpuid(index: int, cpus: int, tsc_hz: int,
          bits[LEAF_FEATURES, "ecx"], bits[LEAF_FEATURES, "edx"]),
         (LEAF_STRUCTURED_FEATURES, 0, SIGNIFICANT_INDEX, 0, bits[LEAF_STRUCTURED_FEATURES, "ebx"],
          bits[LEAF_STRUCTURED_FEATURES, "ecx"], 0),
+        *(xsave_leaves("avx" in features) if "xsave" in features else ()),
         (LEAF_TSC_CRYSTAL, 0, 0, 1, ratio, bus_hz, 0),  # TSC = crystal * ratio / 1
         (LEAF_FREQUENCIES, 0, 0, mhz, mhz, bus_hz // 1_000_000, 0),
         (LEAF_HYPERVISOR, 0, 0, LEAF_HYPERVISOR_TIMING, *_registers(HYPERVISOR_SIGNATURE)),
