@@ -570,6 +570,13 @@ void fpu_group_c7(struct interp_cpu *cpu, struct insn *in);
 void x87_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op);
 void x87_fwait(struct interp_cpu *cpu);
 void x87_init(struct interp_cpu *cpu);
+void x87_mmx_check(struct interp_cpu *cpu);
+void x87_mmx_enter(struct interp_cpu *cpu);
+uint64_t x87_mm_get(struct interp_cpu *cpu, int mm);
+void x87_mm_put(struct interp_cpu *cpu, int mm, uint64_t v);
+void x87_emms(struct interp_cpu *cpu);
+void mmx_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op);
+int mmx_opcode(uint8_t op);
 void sse_check(struct interp_cpu *cpu);
 #define FX_XMM(cpu, i) ((cpu)->fxsave + 160 + 16 * (i))
 #define FX_MXCSR 24

@@ -5,12 +5,12 @@
  * Floating point is computed by sse_fp.c on the host's SSE unit under the guest's MXCSR:
  * rounding control, DAZ/FTZ and the exception flags are modelled, and unmasked SIMD
  * floating-point exceptions raise #XM (#UD without CR4.OSXMMEXCPT).
- * MMX forms (no mandatory prefix on the integer opcodes) are not implemented. */
+ * The MMX forms (no mandatory prefix on the integer opcodes) are mmx.c's. */
 #include <stdlib.h>
 #include "sse.h"
 
 /* Packed integer two-operand ops (66-prefixed, reg = reg op src).  Returns 0 if unknown. */
-static int packed_int(uint8_t op, xmm_t *a, const xmm_t *b)
+int packed_int(uint8_t op, xmm_t *a, const xmm_t *b)
 {
     xmm_t r = *a;
     int i;
@@ -79,7 +79,7 @@ static int packed_int(uint8_t op, xmm_t *a, const xmm_t *b)
 }
 
 /* Element shifts: kind 0 logical right, 1 arithmetic right, 2 left; esize 2/4/8 bytes. */
-static void shift_elems(xmm_t *x, int kind, int esize, uint64_t count)
+void shift_elems(xmm_t *x, int kind, int esize, uint64_t count)
 {
     int bits = 8 * esize, n = 16 / esize;
     for (int i = 0; i < n; i++) {
@@ -318,10 +318,12 @@ void sse_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op)
     int pfx = in->rep == 0xf3 ? PFX_F3 : in->rep == 0xf2 ? PFX_F2 : in->pfx66 ? PFX_66 : PFX_NONE;
     xmm_t a, b;
 
-    if (op == 0x77) {                                    /* emms */
-        if (cpu->cr0 & (CR0_EM | CR0_TS))
-            raise_exc(cpu, EXC_NM, 0, 0);
-        cpu->fxsave[4] = 0;
+    if (op == 0x77) {
+        x87_emms(cpu);
+        return;
+    }
+    if (pfx == PFX_NONE && mmx_opcode(op)) {             /* MMX: no OSFXSR needed */
+        mmx_exec(cpu, in, op);
         return;
     }
     if (op == 0xc3) {                                    /* movnti m, r */
@@ -367,10 +369,12 @@ void sse_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op)
         return;
     }
 
-    /* Integer SIMD ops exist here only in their 66-prefixed (XMM) form. */
-    int int_simd = (op >= 0x60 && op <= 0x76) || op >= 0xd0;
-    if (int_simd && pfx == PFX_NONE && op != 0xe7)
-        raise_unimplemented(cpu);                        /* MMX */
+    if (op == 0xd6 && pfx != PFX_66) {                   /* movq2dq, movdq2q */
+        if (pfx == PFX_NONE)
+            RAISE_UD(cpu);
+        mmx_sse_convert(cpu, in, op, pfx);
+        return;
+    }
 
     switch (op) {
     case 0x10: case 0x11: case 0x12: case 0x13: case 0x16: case 0x17:
@@ -391,7 +395,10 @@ void sse_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op)
         xmm_put(cpu, in->reg, &a);
         return;
     case 0x2a: {                                         /* cvtsi2ss/sd */
-        if (pfx < PFX_F2) raise_unimplemented(cpu);      /* MMX forms */
+        if (pfx < PFX_F2) {                              /* cvtpi2ps/pd */
+            mmx_sse_convert(cpu, in, op, pfx);
+            return;
+        }
         int size = (in->rex & 8) ? 8 : 4;
         memset(&b, 0, 16);
         b.q[0] = rm_read(cpu, in, size);
@@ -402,7 +409,10 @@ void sse_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op)
         return;
     }
     case 0x2c: case 0x2d: {                              /* cvt(t)ss2si / cvt(t)sd2si */
-        if (pfx < PFX_F2) raise_unimplemented(cpu);
+        if (pfx < PFX_F2) {                              /* cvt(t)ps2pi, cvt(t)pd2pi */
+            mmx_sse_convert(cpu, in, op, pfx);
+            return;
+        }
         int size = (in->rex & 8) ? 8 : 4;
         src_low(cpu, in, &b, pfx == PFX_F3 ? 4 : 8);
         static const int fops[2][2][2] = {               /* [sd][truncate][64-bit] */
@@ -473,7 +483,7 @@ void sse_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op)
         return;
     }
     case 0xc4: {                                         /* pinsrw */
-        if (pfx != PFX_66) raise_unimplemented(cpu);
+        if (pfx != PFX_66) RAISE_UD(cpu);
         unsigned imm = fetch_imm(cpu, in, 1);
         uint16_t v = rm_read(cpu, in, 2);
         xmm_get(cpu, in->reg, &a);
@@ -482,7 +492,7 @@ void sse_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op)
         return;
     }
     case 0xc5: {                                         /* pextrw */
-        if (pfx != PFX_66) raise_unimplemented(cpu);
+        if (pfx != PFX_66) RAISE_UD(cpu);
         unsigned imm = fetch_imm(cpu, in, 1);
         if (in->mod != 3) RAISE_UD(cpu);
         xmm_get(cpu, in->rm, &b);

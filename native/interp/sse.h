@@ -53,6 +53,14 @@ static inline void dst128(struct interp_cpu *cpu, struct insn *in, const xmm_t *
     mem_write_buf(cpu, in->easeg, in->ea, x, 16);
 }
 
+/* sse.c's integer cores, shared with the MMX forms (mmx.c): packed two-operand ops
+ * (a = a op b, by the 0F opcode; 0 if unknown), and element shifts (kind 0 logical right,
+ * 1 arithmetic right, 2 left; esize 2, 4 or 8 bytes). */
+int packed_int(uint8_t op, xmm_t *a, const xmm_t *b);
+/* mmx.c: cvtpi2ps/pd, cvt(t)ps2pi, cvt(t)pd2pi (0F 2A/2C/2D) and movq2dq/movdq2q (F3/F2 0F D6). */
+void mmx_sse_convert(struct interp_cpu *cpu, struct insn *in, uint8_t op, int pfx);
+void shift_elems(xmm_t *x, int kind, int esize, uint64_t count);
+
 static inline int8_t sat8(int v) { return v > 127 ? 127 : v < -128 ? -128 : v; }
 static inline uint8_t satu8(int v) { return v > 255 ? 255 : v < 0 ? 0 : v; }
 static inline int16_t sat16(int v) { return v > 32767 ? 32767 : v < -32768 ? -32768 : v; }

@@ -171,13 +171,62 @@ void x87_fwait(struct interp_cpu *cpu)
         raise_exc(cpu, EXC_MF, 0, 0);
 }
 
+/* ---- MMX: the registers MM0-MM7 are the mantissas of the physical x87 registers R0-R7 ----
+ * An MMX instruction checks like a waiting x87 one (#UD with CR0.EM, #NM with CR0.TS, #MF for a
+ * pending exception); executing it makes TOP 0 and every register valid, and writing MMi sets
+ * bits 79:64 of Ri to all ones (SDM Vol. 1 9.5). The FXSAVE image keeps ST(i), so with TOP = 0
+ * slot i is Ri. */
+void x87_mmx_check(struct interp_cpu *cpu)
+{
+    if (cpu->cr0 & CR0_EM)
+        RAISE_UD(cpu);
+    check_available(cpu, 1);
+}
+
+static int stack_top(struct interp_cpu *cpu)
+{
+    return fx_get16(cpu, FX_FSW) >> FSW_TOP_SHIFT & 7;
+}
+
+uint64_t x87_mm_get(struct interp_cpu *cpu, int mm)
+{
+    uint64_t v;
+    memcpy(&v, cpu->fxsave + FX_ST0 + 16 * ((mm - stack_top(cpu)) & 7), 8);
+    return v;
+}
+
+void x87_mmx_enter(struct interp_cpu *cpu)
+{
+    int top = stack_top(cpu);
+    if (top) {
+        uint8_t slots[128];
+        for (int phys = 0; phys < 8; phys++)
+            memcpy(slots + 16 * phys, cpu->fxsave + FX_ST0 + 16 * ((phys - top) & 7), 16);
+        memcpy(cpu->fxsave + FX_ST0, slots, 128);
+        fx_put16(cpu, FX_FSW, fx_get16(cpu, FX_FSW) & ~(7 << FSW_TOP_SHIFT));
+    }
+    cpu->fxsave[FX_FTW] = 0xff;
+}
+
+void x87_mm_put(struct interp_cpu *cpu, int mm, uint64_t v)
+{
+    uint8_t *slot = cpu->fxsave + FX_ST0 + 16 * mm;   /* after x87_mmx_enter: TOP is 0 */
+    memcpy(slot, &v, 8);
+    slot[8] = slot[9] = 0xff;
+}
+
+void x87_emms(struct interp_cpu *cpu)
+{
+    x87_mmx_check(cpu);
+    cpu->fxsave[FX_FTW] = 0;
+}
+
 /* The full two-bit tag of physical register `phys`, from its contents (FNSTENV, FNSAVE). */
 static int full_tag(struct interp_cpu *cpu, int phys)
 {
     if (!(cpu->fxsave[FX_FTW] >> phys & 1))
         return TAG_EMPTY;
-    int top = fx_get16(cpu, FX_FSW) >> FSW_TOP_SHIFT & 7;
-    const uint8_t *r = cpu->fxsave + FX_ST0 + 16 * ((phys - top) & 7);
+    const uint8_t *r = cpu->fxsave + FX_ST0 + 16 * ((phys - stack_top(cpu)) & 7);
     uint64_t mantissa;
     uint16_t exponent;
     memcpy(&mantissa, r, 8);

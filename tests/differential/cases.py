@@ -536,6 +536,10 @@ class Generator:
         from .cases_x87 import x87_case  # noqa: PLC0415 (cases_x87 imports this module)
         return x87_case(self) if self._long_template() else None
 
+    def gen_mmx(self, size: int) -> Insn | None:
+        from .cases_mmx import mmx_case
+        return mmx_case(self) if self._long_template() else None
+
     def gen_sse4(self, size: int) -> Insn | None:
         from .cases_sse4 import sse4  # SSE3..SSE4.2, crc32, movbe, MXCSR
         return sse4(self, size) if self._long_template() else None
@@ -914,13 +918,13 @@ class CompatGenerator(Generator):
 FAMILY_WEIGHTS = {
     "alu": 6, "unary": 2, "shift": 4, "mul": 2, "bits": 2, "move": 4, "exchange_add": 2, "cmpxchg_wide": 1,
     "double_shift": 2, "flags": 2, "branch": 2, "stack": 2, "string": 2, "div": 1, "div_setup": 1, "sse": 3,
-    "address": 2, "x87": 2, "sse4": 3, "vex": 3,
+    "address": 2, "x87": 2, "mmx": 2, "sse4": 3, "vex": 3,
 }  # fmt: skip
 _FAMILIES = list(FAMILY_WEIGHTS)
 _WEIGHTS = list(FAMILY_WEIGHTS.values())
 
 
-COMPAT_FAMILIES = [family for family in _FAMILIES if family not in ("div", "sse", "address", "x87", "sse4", "vex")] + \
+COMPAT_FAMILIES = [family for family in _FAMILIES if family not in ("div", "sse", "address", "x87", "mmx", "sse4", "vex")] + \
     ["addr16"]
 COMPAT_WEIGHTS = [FAMILY_WEIGHTS[family] for family in COMPAT_FAMILIES[:-1]] + [3]
 

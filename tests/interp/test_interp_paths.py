@@ -79,14 +79,14 @@ def test_pause_and_stop_reach_a_vcpu_sleeping_in_hlt(guest):
 
 
 def test_an_unimplemented_instruction_is_counted_and_raises_ud_in_the_guest():
-    """paddb mm0, mm1 (MMX, not in the interpreter) at the entry, with the boot IDT empty: the
-    #UD the guest gets cannot be delivered, so it ends in a triple fault."""
+    """sysenter (not in the interpreter: 64-bit guests use syscall) at the entry, with the boot
+    IDT empty: the #UD the guest gets cannot be delivered, so it ends in a triple fault."""
     with Machine(mem_size=32 * MiB, serial_output=lambda data: None, accel="interp") as machine:
-        machine.memory.write(layout.HIGH_MEMORY, bytes.fromhex("0ffcc1"))  # paddb mm0, mm1
+        machine.memory.write(layout.HIGH_MEMORY, bytes.fromhex("0f34"))  # sysenter
         machine.image = BootImage(layout.HIGH_MEMORY, StartMode.LONG)
         machine.accel.start(machine.image)
         reason = machine.run(timeout=30)
-        assert machine.stats()["unimplemented"] == {"sse_0ffc": 1}
+        assert machine.stats()["unimplemented"] == {"sysenter": 1}
     assert reason.kind == "shutdown"
 
 
