@@ -35,13 +35,14 @@ class LoopTiming:
 
 
 def time_guest_loop(guest: str, iterations: int, mem_size: int = 16 * layout.MiB, timeout: float = 120,
-                    accel: str = "kvm") -> LoopTiming:
-    """Run a marker-bracketed loop guest and return the time between its two marks."""
+                    accel: str = "kvm", image: str | None = None) -> LoopTiming:
+    """Run a marker-bracketed loop guest and return the time between its two marks; `image`
+    replaces the embedded guest (a patched copy that ignores the command line)."""
     with Machine(mem_size=mem_size, cpus=1, serial_output=lambda data: None, accel=accel) as machine:
         clock = MarkerClock()
         machine.buses.ports.remove(layout.POST_PORT)
         machine.add_port_device(clock, layout.POST_PORT, 1, "marker-clock")
-        machine.load(str(guest_path(guest)), str(iterations))
+        machine.load(image or str(guest_path(guest)), str(iterations))
         reason = machine.run(timeout=timeout)
         if reason.kind != "verdict" or reason.exit_code != 0:
             raise RuntimeError(f"{guest} did not complete: {reason.message}")

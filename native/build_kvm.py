@@ -128,6 +128,8 @@ int kvmpy_kvm_run(int vcpu_fd);
 int kvmpy_install_kick_handler(int signum);
 int kvmpy_run_port_loop(int vcpu_fd, struct kvm_run *run, uint16_t port, uint64_t *count);
 void kvmpy_host_countdown(uint64_t iterations);
+void kvmpy_host_x87_loop(uint64_t iterations);
+void kvmpy_host_avx2_loop(uint64_t iterations);
 uint64_t kvmpy_rdtsc(void);
 uint64_t kvmpy_monotonic_ns(void);
 """ + "".join(f"#define {name} ...\n" for name in IOCTLS + CONSTANTS)
@@ -145,7 +147,7 @@ ffibuilder.set_source(
     '#include "kvm_shim.h"',
     sources=[_path(HERE / "kvm_shim.c")],
     include_dirs=[_path(HERE)],
-    extra_compile_args=["-O2", "-std=gnu11", "-Wall"],
+    extra_compile_args=["-O2", "-std=gnu11", "-Wall", f"-Wa,-I{_path(HERE)}"],  # compute_blocks.inc
 )
 
 if __name__ == "__main__":

@@ -65,6 +65,27 @@ void kvmpy_host_countdown(uint64_t iterations)
 		__asm__ volatile("1: dec %0\n\tjnz 1b" : "+r"(iterations) : : "cc");
 }
 
+/* The benchmark's compute blocks (native/compute_blocks.inc) on the host itself. */
+__asm__(".include \"compute_blocks.inc\"");
+
+void kvmpy_host_x87_loop(uint64_t iterations)
+{
+	if (iterations)
+		__asm__ volatile(".intel_syntax noprefix\n\tX87_SETUP\n1:\n\tX87_BLOCK\n\tdec rcx\n\tjnz 1b\n"
+				 "\tX87_CLEANUP\n\t.att_syntax prefix"
+				 : "+c"(iterations) : : "cc", "st", "st(1)", "st(2)", "st(3)", "st(4)", "st(5)",
+				   "st(6)", "st(7)");
+}
+
+void kvmpy_host_avx2_loop(uint64_t iterations)
+{
+	if (iterations)
+		__asm__ volatile(".intel_syntax noprefix\n\tAVX2_SETUP\n1:\n\tAVX2_BLOCK\n\tdec rcx\n\tjnz 1b\n"
+				 "\tAVX2_CLEANUP\n\t.att_syntax prefix"
+				 : "+c"(iterations) : : "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6",
+				   "xmm7", "xmm8");
+}
+
 uint64_t kvmpy_rdtsc(void)
 {
 	uint32_t low, high;

@@ -30,6 +30,8 @@ int kvmpy_run_port_loop(int vcpu_fd, struct kvm_run *run, uint16_t port, uint64_
 /* The ring3_loop/ring0_loop guests' countdown (`dec; jnz`) run on the host: the baseline
  * guest compute is compared with. */
 void kvmpy_host_countdown(uint64_t iterations);
+void kvmpy_host_x87_loop(uint64_t iterations);
+void kvmpy_host_avx2_loop(uint64_t iterations);
 
 /* The host's time-stamp counter: the interpreter's guest TSC is this plus an offset. */
 uint64_t kvmpy_rdtsc(void);

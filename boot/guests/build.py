@@ -19,6 +19,7 @@ import tempfile
 
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parent.parent
+NATIVE = REPO / "native"  # compute_blocks.inc: the benchmark's blocks, shared with the host
 DEFAULT_OUT = REPO / "kvmpy" / "guests"
 if str(REPO) not in sys.path:  # the layout module is the single source of addresses
     sys.path.insert(0, str(REPO))
@@ -75,7 +76,7 @@ def build_guest(source: pathlib.Path, work_dir: pathlib.Path, out_dir: pathlib.P
     script = work_dir / f"{name}.ld"
     target = out_dir / f"{name}.elf"
     script.write_text(linker_script(real_mode=name in REAL_MODE_GUESTS))
-    _run(["as", "--64", "-I", str(work_dir), "-I", str(HERE), "-o", str(obj), str(source)])
+    _run(["as", "--64", "-I", str(work_dir), "-I", str(HERE), "-I", str(NATIVE), "-o", str(obj), str(source)])
     _run(["ld", "-m", "elf_x86_64", "-nostdlib", "-static", "-z", "max-page-size=4096",
           "-z", "noexecstack", "-T", str(script), "-o", str(target), str(obj)])
     return target
@@ -95,7 +96,8 @@ def build_all(out_dir: pathlib.Path = DEFAULT_OUT) -> list[pathlib.Path]:
 def fingerprint() -> str:
     """A hash of every input, so callers can cache builds."""
     digest = hashlib.sha256(layout_include().encode())
-    for path in sorted(HERE.glob("*.S")) + sorted(HERE.glob("*.inc")) + [pathlib.Path(__file__)]:
+    for path in sorted(HERE.glob("*.S")) + sorted(HERE.glob("*.inc")) + [NATIVE / "compute_blocks.inc",
+                                                                          pathlib.Path(__file__)]:
         digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()[:16]
 

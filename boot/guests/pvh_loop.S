@@ -1,7 +1,10 @@
-# The ring-0 countdown loop behind a PVH entry, so QEMU (`-kernel pvh_loop.elf`) and kvmpy
-# can run the very same loop: 32-bit protected-mode entry, its own page tables and GDT,
-# switch to long mode, count down the patched ITERATIONS, report through the debug-exit port.
+# The benchmark's ring-0 loops behind a PVH entry, so QEMU (`-kernel pvh_loop.elf`) and kvmpy
+# can run the very same code: 32-bit protected-mode entry, its own page tables and GDT,
+# switch to long mode, run the patched KIND of loop (0: the countdown, 1: the x87 block,
+# 2: the AVX2 block of native/compute_blocks.inc) ITERATIONS times between two POST-port
+# marks (QEMU ignores them), report through the debug-exit port.
 .include "guest.inc"
+.include "compute_blocks.inc"
 .intel_syntax noprefix
 .set XEN_ELFNOTE_PHYS32_ENTRY, 18
 .set CR4_PAE, 1 << 5
@@ -10,6 +13,11 @@
 .set CR0_PG_PE, 0x80000001
 .set PTE_PRESENT_WRITABLE, 0x3
 .set PDE_LARGE, 0x83
+.set CR4_OSFXSR_OSXMMEXCPT, 3 << 9
+.set CR4_OSXSAVE, 1 << 18
+.set XCR0_X87_SSE_AVX, 7
+.set KIND_X87, 1
+.set KIND_AVX2, 2
 
 .pushsection .note.kvmpy, "a"          # PVH entry note (owner "Xen"); kvmpy honours it too
     .balign 4
@@ -54,21 +62,61 @@ pvh_start:
 
 .code64
 long_mode:
+    mov rax, cr4
+    or rax, CR4_OSFXSR_OSXMMEXCPT
+    mov cr4, rax
     mov rcx, [rip + iterations]
+    mov rdx, [rip + kind]
+    mov al, MARK_LOOP_START
+    out POST_PORT, al
     test rcx, rcx
     jz 2f
+    cmp rdx, KIND_X87
+    je x87_loop
+    cmp rdx, KIND_AVX2
+    je avx2_loop
 3:  dec rcx
     jnz 3b
-2:  xor eax, eax
+2:  mov al, MARK_LOOP_END
+    out POST_PORT, al
+    xor eax, eax
     out DEBUG_EXIT_PORT, al
 4:  cli
     hlt
     jmp 4b
 
+x87_loop:
+    X87_SETUP
+5:  X87_BLOCK
+    dec rcx
+    jnz 5b
+    X87_CLEANUP
+    jmp 2b
+
+avx2_loop:                              # the OS's part first: CR4.OSXSAVE and XCR0
+    mov rax, cr4
+    or rax, CR4_OSXSAVE
+    mov cr4, rax
+    mov r8, rcx
+    xor ecx, ecx
+    xor edx, edx
+    mov eax, XCR0_X87_SSE_AVX
+    xsetbv
+    mov rcx, r8
+    AVX2_SETUP
+6:  AVX2_BLOCK
+    dec rcx
+    jnz 6b
+    AVX2_CLEANUP
+    jmp 2b
+
 .balign 8
     .ascii "KVMPYITR"                   # the benchmark patches the quadword after this tag
 iterations:
     .quad 1000
+    .ascii "KVMPYKND"                   # ... and the one after this
+kind:
+    .quad 0
 gdt:
     .quad 0
     .quad 0x00af9b000000ffff            # 0x08: 64-bit code

@@ -20,6 +20,8 @@ from .report import Figure, Missing, Ratio, Report
 
 INSTRUCTIONS_PER_ITERATION = 2  # dec; jnz
 ITERATION_TAG = b"KVMPYITR"
+KIND_TAG = b"KVMPYKND"  # which loop pvh_loop runs: 0 the countdown, 1 x87, 2 AVX2 (compute_blocks.inc)
+KIND_COUNTDOWN = 0
 QEMU = "qemu-system-x86_64"
 
 
@@ -33,27 +35,30 @@ def mips(ns_per_iteration: float) -> float:
     return INSTRUCTIONS_PER_ITERATION / ns_per_iteration * 1000
 
 
-def patched_pvh_loop(iterations: int, directory: str) -> str:
-    """A copy of the PVH loop guest whose iteration count is `iterations`."""
+def patched_pvh_loop(iterations: int, directory: str, kind: int = KIND_COUNTDOWN) -> str:
+    """A copy of the PVH loop guest that runs loop `kind` `iterations` times."""
     image = bytearray(guest_path("pvh_loop").read_bytes())
-    where = image.index(ITERATION_TAG) + len(ITERATION_TAG)
-    image[where : where + 8] = iterations.to_bytes(8, "little")
-    path = f"{directory}/pvh_loop_{iterations}.elf"
+    for tag, value in ((ITERATION_TAG, iterations), (KIND_TAG, kind)):
+        where = image.index(tag) + len(tag)
+        image[where : where + 8] = value.to_bytes(8, "little")
+    path = f"{directory}/pvh_loop_{kind}_{iterations}.elf"
     with open(path, "wb") as out:
         out.write(image)
     return path
 
 
-def qemu_tcg_ns_per_iteration(small: int, large: int) -> float | None:
-    """ns per iteration of the loop under QEMU TCG, or None when QEMU is not installed."""
+def qemu_tcg_ns_per_iteration(small: int, large: int, kind: int = KIND_COUNTDOWN) -> float | None:
+    """ns per iteration of loop `kind` under QEMU TCG (`-cpu max`: AVX2 included), or None when
+    QEMU is not installed."""
     if shutil.which(QEMU) is None:
         return None
     with tempfile.TemporaryDirectory(prefix="kvmpy-bench-") as directory:
         times = []
         for iterations in (small, large):
-            image = patched_pvh_loop(iterations, directory)
+            image = patched_pvh_loop(iterations, directory, kind)
             start = time.perf_counter()
-            subprocess.run([QEMU, "-accel", "tcg", "-M", "q35", "-m", "64", "-display", "none", "-no-reboot",
+            subprocess.run([QEMU, "-accel", "tcg", "-cpu", "max", "-M", "q35", "-m", "64", "-display", "none",
+                            "-no-reboot",
                             "-kernel", image, "-device", "isa-debug-exit,iobase=0xf4,iosize=1"],
                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
             times.append(time.perf_counter() - start)

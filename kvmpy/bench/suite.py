@@ -11,6 +11,7 @@ import time
 from .boot import run_boot
 from .chart import render_svg
 from .compute import run_compute
+from .isa_compute import run_isa_compute
 from .core import run_core
 from .distro import run_distro
 from .io import run_io
@@ -18,9 +19,9 @@ from .nested import run_nested
 from .report import Missing, Report
 
 # repeats, port-I/O exits per run, ring-3 / ring-0 (KVM) / interpreter loop iterations
-FULL = {"repeats": 5, "exits": 200_000, "ring3": 1_000_000_000, "ring0": 200_000, "interp": 100_000_000,
+FULL = {"repeats": 5, "exits": 200_000, "ring3": 1_000_000_000, "ring0": 200_000, "interp": 100_000_000, "isa": 200_000,
         "boot_repeats": 3, "boot_kvm": True}
-QUICK = {"repeats": 3, "exits": 30_000, "ring3": 200_000_000, "ring0": 20_000, "interp": 20_000_000,
+QUICK = {"repeats": 3, "exits": 30_000, "ring3": 200_000_000, "ring0": 20_000, "interp": 20_000_000, "isa": 50_000,
          "boot_repeats": 1, "boot_kvm": False}
 BOOT_TIMEOUT = 600
 DISTRO_TIMEOUT = 1800
@@ -48,6 +49,7 @@ def run_suite(quick: bool, json_path: str, kernel: str | None = None, initrd: st
     started = time.monotonic()
     run_core(report, sizes["repeats"], sizes["exits"], progress=progress)
     run_compute(report, sizes["repeats"], sizes["ring3"], sizes["ring0"], sizes["interp"], progress=progress)
+    run_isa_compute(report, sizes["repeats"], sizes["isa"], progress=progress)
     kernel = kernel or default_kernel()
     if kernel is None:
         report.missing.append(Missing("boot", "no kernel: pass --kernel or build one (boot/linux/build_kernel.py)"))
