@@ -5,7 +5,8 @@
  * sign bit is set are accessed, so a masked-off element never faults (on an absent page,
  * past a segment limit...).  A masked load reads the enabled elements in order (the first
  * that faults raises, nothing written); a masked store checks every enabled element's pages
- * for write first, so a fault leaves memory untouched, then writes them. */
+ * for write first, from the highest element down (CR2 as on the CPU), so a fault leaves
+ * memory untouched, then writes them. */
 #include "avx.h"
 
 static int mask_on(const vec_t *m, int esize, int i)
@@ -31,13 +32,17 @@ static void masked_move(struct interp_cpu *cpu, struct insn *in, int esize, int 
         return;
     }
     vec_get(cpu, in->reg, &v);
+    /* The CPU checks from the top: a fault reports the last byte of the highest enabled
+     * element on the failing page (CR2), so the check goes down from there. */
     uint8_t *h;
-    for (int i = 0; i < n; i++) {
+    for (int i = n - 1; i >= 0; i--) {
         if (!mask_on(&m, esize, i))
             continue;
         uint64_t la = seg_linear(cpu, in->easeg, (ea + esize * i) & amask, esize, ACC_W);
-        for (uint64_t page = la & ~0xfffULL; page < la + esize; page += 0x1000)
-            translate(cpu, page < la ? la : page, ACC_W, &h);
+        uint64_t last = la + esize - 1;
+        translate(cpu, last, ACC_W, &h);
+        if ((last ^ la) >> 12)
+            translate(cpu, la | 0xfff, ACC_W, &h);
     }
     for (int i = 0; i < n; i++)
         if (mask_on(&m, esize, i))

@@ -56,6 +56,7 @@ void avx_gather(struct interp_cpu *cpu, struct insn *in, uint8_t op)
     vec_t idx, d, m;
     vec_get(cpu, v.index, &idx);
     uint64_t amask = in->addrsize == 4 ? 0xffffffffULL : ~0ULL;
+    int reg_len = vex_len(in);
     for (int i = 0; i < n; i++) {
         vec_get(cpu, mask, &m);
         if (!(m.y.b[esize * i + esize - 1] & 0x80))
@@ -63,14 +64,15 @@ void avx_gather(struct interp_cpu *cpu, struct insn *in, uint8_t op)
         int64_t ix = isize == 4 ? (int64_t)(int32_t)idx.y.d[i] : (int64_t)idx.y.q[i];
         uint64_t ea = (v.base + ((uint64_t)ix << v.scale)) & amask;
         uint64_t val = mem_read(cpu, v.seg, ea, esize);
-        /* the element is done: into the destination, out of the mask, before the next one */
+        /* the element is done: into the destination, out of the mask, before the next one
+         * (written with the instruction's VEX.L, as the CPU does: after a fault bits 255:128
+         * of destination and mask are zero for VEX.128 and untouched for VEX.256, even
+         * where the destination is an XMM register, vgatherqps / vpgatherqd) */
         vec_get(cpu, dst, &d);
         memcpy(d.y.b + esize * i, &val, esize);
-        memcpy(YMM_LO(cpu, dst), d.y.b, 16);
-        memcpy(YMM_HI(cpu, dst), d.y.b + 16, 16);
+        vec_put(cpu, dst, &d, reg_len);
         memset(m.y.b + esize * i, 0, esize);
-        memcpy(YMM_LO(cpu, mask), m.y.b, 16);
-        memcpy(YMM_HI(cpu, mask), m.y.b + 16, 16);
+        vec_put(cpu, mask, &m, reg_len);
     }
     vec_get(cpu, dst, &d);
     memset(d.y.b + n * esize, 0, 32 - n * esize);
