@@ -40,7 +40,7 @@ static uint32_t mxcsr_mask(struct interp_cpu *cpu)
     return m ? m : 0xffbf;
 }
 
-static void set_mxcsr(struct interp_cpu *cpu, uint32_t v)
+void fpu_set_mxcsr(struct interp_cpu *cpu, uint32_t v)
 {
     if (v & ~mxcsr_mask(cpu))
         RAISE_GP0(cpu);
@@ -240,7 +240,7 @@ void fpu_group_ae(struct interp_cpu *cpu, struct insn *in)
     case 1: fxrstor(cpu, in); return;
     case 2: {
         sse_check(cpu);
-        set_mxcsr(cpu, mem_read(cpu, in->easeg, in->ea, 4));
+        fpu_set_mxcsr(cpu, mem_read(cpu, in->easeg, in->ea, 4));
         return;
     }
     case 3:

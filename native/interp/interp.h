@@ -566,6 +566,8 @@ int vexmov_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op);
 /* ---- sse.c / fpu.c / x87.c ---- */
 void sse_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op);
 void fpu_group_ae(struct interp_cpu *cpu, struct insn *in);
+/* ldmxcsr's store into MXCSR: #GP(0) for reserved bits. */
+void fpu_set_mxcsr(struct interp_cpu *cpu, uint32_t v);
 void fpu_group_c7(struct interp_cpu *cpu, struct insn *in);
 void x87_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op);
 void x87_fwait(struct interp_cpu *cpu);

@@ -27,14 +27,14 @@ static uint64_t packed(uint8_t op, uint64_t a, uint64_t b)
     } else if (op == 0x63 || op == 0x67 || op == 0x6b) {
         x.q[1] = b;                              /* packs: both operands saturated in one go */
     }
-    packed_int(op, &x, &y);
+    packed_int(op, &x, &x, &y);
     return x.q[0];
 }
 
 static uint64_t shifted(uint64_t v, int kind, int esize, uint64_t count)
 {
     xmm_t x = {.q = {v, 0}};
-    shift_elems(&x, kind, esize, count);
+    sse_shift_elems(&x, kind, esize, count);
     return x.q[0];
 }
 

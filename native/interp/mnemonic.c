@@ -101,6 +101,64 @@ static const char *grp7_reg(uint8_t modrm)
     return "?";
 }
 
+/* VEX.66 0F 38 / 0F 3A instructions without a legacy SSE form (AVX, AVX2, VEX AES/PCLMUL). */
+static const char *avx_0f38_name(uint8_t op, int w)
+{
+    switch (op) {
+    case 0x0c: return "vpermilps";
+    case 0x0d: return "vpermilpd";
+    case 0x0e: return "vtestps";
+    case 0x0f: return "vtestpd";
+    case 0x16: return "vpermps";
+    case 0x18: return "vbroadcastss";
+    case 0x19: return "vbroadcastsd";
+    case 0x1a: return "vbroadcastf128";
+    case 0x2c: case 0x2d: case 0x2e: case 0x2f: return op & 1 ? "vmaskmovpd" : "vmaskmovps";
+    case 0x36: return "vpermd";
+    case 0x45: return w ? "vpsrlvq" : "vpsrlvd";
+    case 0x46: return "vpsravd";
+    case 0x47: return w ? "vpsllvq" : "vpsllvd";
+    case 0x58: return "vpbroadcastd";
+    case 0x59: return "vpbroadcastq";
+    case 0x5a: return "vbroadcasti128";
+    case 0x78: return "vpbroadcastb";
+    case 0x79: return "vpbroadcastw";
+    case 0x8c: case 0x8e: return w ? "vpmaskmovq" : "vpmaskmovd";
+    case 0x90: return w ? "vpgatherdq" : "vpgatherdd";
+    case 0x91: return w ? "vpgatherqq" : "vpgatherqd";
+    case 0x92: return w ? "vgatherdpd" : "vgatherdps";
+    case 0x93: return w ? "vgatherqpd" : "vgatherqps";
+    case 0xdb: return "vaesimc";
+    case 0xdc: return "vaesenc";
+    case 0xdd: return "vaesenclast";
+    case 0xde: return "vaesdec";
+    case 0xdf: return "vaesdeclast";
+    default: return 0;
+    }
+}
+
+static const char *avx_0f3a_name(uint8_t op)
+{
+    switch (op) {
+    case 0x00: return "vpermq";
+    case 0x01: return "vpermpd";
+    case 0x02: return "vpblendd";
+    case 0x04: return "vpermilps";
+    case 0x05: return "vpermilpd";
+    case 0x06: return "vperm2f128";
+    case 0x18: return "vinsertf128";
+    case 0x19: return "vextractf128";
+    case 0x38: return "vinserti128";
+    case 0x39: return "vextracti128";
+    case 0x46: return "vperm2i128";
+    case 0x4a: return "vblendvps";
+    case 0x4b: return "vblendvpd";
+    case 0x4c: return "vpblendvb";
+    case 0xdf: return "vaeskeygenassist";
+    default: return 0;
+    }
+}
+
 /* A VEX-encoded instruction: b[i] is the C4/C5 byte. */
 static const char *vex_name(const uint8_t *b, int n, int i)
 {
@@ -139,6 +197,17 @@ static const char *vex_name(const uint8_t *b, int n, int i)
     }
     if (map == 3 && op == 0xf0 && pp == 3) return "rorx";
     if (map == 3 && op == 0x1d && pp == 1) return "vcvtps2ph";
+    if (pp == 1 && (map == 2 || map == 3)) {             /* AVX-only names, then the SSE4 ones with a v */
+        const char *name = map == 2 ? avx_0f38_name(op, w) : avx_0f3a_name(op);
+        if (name) return name;
+        name = map == 2 ? map_0f38(op) : map_0f3a(op);
+        if (name) {
+            snprintf(buf, sizeof(buf), "v%s", name);
+            return buf;
+        }
+    }
+    if (map == 1 && op == 0xf7 && pp == 1) return "vmaskmovdqu";
+    if (map == 1 && op == 0x77 && pp == 0) return last & 4 ? "vzeroall" : "vzeroupper";
     snprintf(buf, sizeof(buf), "vex_%s%02x", map == 1 ? "0f" : map == 2 ? "0f38" : map == 3 ? "0f3a" : "?", op);
     return buf;
 }

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include "sse.h"
 
-/* Packed integer two-operand ops (66-prefixed, reg = reg op src).  Returns 0 if unknown. */
-int packed_int(uint8_t op, xmm_t *a, const xmm_t *b)
+/* Packed integer two-operand ops (66-prefixed): *out = a OP b.  Returns 0 if unknown. */
+int packed_int(uint8_t op, xmm_t *out, const xmm_t *a, const xmm_t *b)
 {
     xmm_t r = *a;
     int i;
@@ -74,12 +74,67 @@ int packed_int(uint8_t op, xmm_t *a, const xmm_t *b)
     case 0xfe: for (i = 0; i < 4; i++) r.d[i] = a->d[i] + b->d[i]; break;
     default: return 0;
     }
-    *a = r;
+    *out = r;
     return 1;
 }
 
+/* The 0F-map shuffles and bitwise ops: unpck*ps/pd, and/andn/or/xor ps/pd, pshufd/hw/lw, shufps/pd. */
+static int shuffle_op(uint8_t op, int pfx, xmm_t *out, const xmm_t *a, const xmm_t *b, unsigned imm)
+{
+    xmm_t r;
+    int i;
+    switch (op) {
+    case 0x14: case 0x15:                                /* unpcklps/pd, unpckhps/pd */
+        if (pfx == PFX_66) {
+            r.q[0] = op == 0x14 ? a->q[0] : a->q[1];
+            r.q[1] = op == 0x14 ? b->q[0] : b->q[1];
+        } else {
+            int h = op == 0x14 ? 0 : 2;
+            r.d[0] = a->d[h]; r.d[1] = b->d[h]; r.d[2] = a->d[h + 1]; r.d[3] = b->d[h + 1];
+        }
+        break;
+    case 0x54: case 0x55: case 0x56: case 0x57:          /* and/andn/or/xor ps/pd */
+        for (i = 0; i < 2; i++) {
+            if (op == 0x54) r.q[i] = a->q[i] & b->q[i];
+            else if (op == 0x55) r.q[i] = ~a->q[i] & b->q[i];
+            else if (op == 0x56) r.q[i] = a->q[i] | b->q[i];
+            else r.q[i] = a->q[i] ^ b->q[i];
+        }
+        break;
+    case 0x70:                                           /* pshufd / pshufhw / pshuflw (source b) */
+        r = *b;
+        if (pfx == PFX_66)
+            for (i = 0; i < 4; i++) r.d[i] = b->d[(imm >> (2 * i)) & 3];
+        else if (pfx == PFX_F3)
+            for (i = 0; i < 4; i++) r.w[4 + i] = b->w[4 + ((imm >> (2 * i)) & 3)];
+        else
+            for (i = 0; i < 4; i++) r.w[i] = b->w[(imm >> (2 * i)) & 3];
+        break;
+    case 0xc6:                                           /* shufps / shufpd */
+        if (pfx == PFX_66) {
+            r.q[0] = a->q[imm & 1];
+            r.q[1] = b->q[(imm >> 1) & 1];
+        } else {
+            r.d[0] = a->d[imm & 3]; r.d[1] = a->d[(imm >> 2) & 3];
+            r.d[2] = b->d[(imm >> 4) & 3]; r.d[3] = b->d[(imm >> 6) & 3];
+        }
+        break;
+    default:
+        return 0;
+    }
+    *out = r;
+    return 1;
+}
+
+int sse_core_0f(uint8_t op, int pfx, xmm_t *r, const xmm_t *a, const xmm_t *b, unsigned imm)
+{
+    if (shuffle_op(op, pfx, r, a, b, imm))
+        return 1;
+    return pfx == PFX_66 && packed_int(op, r, a, b);
+}
+
 /* Element shifts: kind 0 logical right, 1 arithmetic right, 2 left; esize 2/4/8 bytes. */
-void shift_elems(xmm_t *x, int kind, int esize, uint64_t count)
+void sse_shift_elems(xmm_t *x, int kind, int esize, uint64_t count)
 {
     int bits = 8 * esize, n = 16 / esize;
     for (int i = 0; i < n; i++) {
@@ -98,7 +153,7 @@ void shift_elems(xmm_t *x, int kind, int esize, uint64_t count)
     }
 }
 
-static void byte_shift(xmm_t *x, int right, unsigned n)
+void sse_byte_shift(xmm_t *x, int right, unsigned n)
 {
     xmm_t r;
     memset(&r, 0, 16);
@@ -121,13 +176,13 @@ static void shift_imm_group(struct interp_cpu *cpu, struct insn *in, uint8_t op)
     xmm_get(cpu, in->rm, &x);
     int esize = op == 0x71 ? 2 : op == 0x72 ? 4 : 8;
     if (op == 0x73 && (sub == 3 || sub == 7))
-        byte_shift(&x, sub == 3, imm);
+        sse_byte_shift(&x, sub == 3, imm);
     else if (sub == 2)
-        shift_elems(&x, 0, esize, imm);
+        sse_shift_elems(&x, 0, esize, imm);
     else if (sub == 4 && op != 0x73)
-        shift_elems(&x, 1, esize, imm);
+        sse_shift_elems(&x, 1, esize, imm);
     else if (sub == 6)
-        shift_elems(&x, 2, esize, imm);
+        sse_shift_elems(&x, 2, esize, imm);
     else
         RAISE_UD(cpu);
     xmm_put(cpu, in->rm, &x);
@@ -384,14 +439,7 @@ void sse_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op)
     case 0x14: case 0x15:                                /* unpcklps/pd, unpckhps/pd */
         xmm_get(cpu, in->reg, &a);
         src128(cpu, in, &b, 0);
-        if (pfx == PFX_66) {
-            a.q[0] = op == 0x14 ? a.q[0] : a.q[1];
-            a.q[1] = op == 0x14 ? b.q[0] : b.q[1];
-        } else {
-            int h = op == 0x14 ? 0 : 2;
-            uint32_t a0 = a.d[h], a1 = a.d[h + 1];
-            a.d[0] = a0; a.d[1] = b.d[h]; a.d[2] = a1; a.d[3] = b.d[h + 1];
-        }
+        sse_core_0f(op, pfx == PFX_66 ? PFX_66 : PFX_NONE, &a, &a, &b, 0);
         xmm_put(cpu, in->reg, &a);
         return;
     case 0x2a: {                                         /* cvtsi2ss/sd */
@@ -444,12 +492,7 @@ void sse_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op)
         if (pfx >= PFX_F2) RAISE_UD(cpu);
         xmm_get(cpu, in->reg, &a);
         src128(cpu, in, &b, 0);
-        for (int i = 0; i < 2; i++) {
-            if (op == 0x54) a.q[i] &= b.q[i];
-            else if (op == 0x55) a.q[i] = ~a.q[i] & b.q[i];
-            else if (op == 0x56) a.q[i] |= b.q[i];
-            else a.q[i] ^= b.q[i];
-        }
+        sse_core_0f(op, pfx, &a, &a, &b, 0);
         xmm_put(cpu, in->reg, &a);
         return;
     case 0x5a: case 0x5b: case 0xe6:
@@ -458,13 +501,7 @@ void sse_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op)
     case 0x70: {                                         /* pshufd / pshufhw / pshuflw */
         unsigned imm = fetch_imm(cpu, in, 1);
         src128(cpu, in, &b, 0);
-        a = b;
-        if (pfx == PFX_66)
-            for (int i = 0; i < 4; i++) a.d[i] = b.d[(imm >> (2 * i)) & 3];
-        else if (pfx == PFX_F3)
-            for (int i = 0; i < 4; i++) a.w[4 + i] = b.w[4 + ((imm >> (2 * i)) & 3)];
-        else
-            for (int i = 0; i < 4; i++) a.w[i] = b.w[(imm >> (2 * i)) & 3];
+        sse_core_0f(op, pfx, &a, &b, &b, imm);
         xmm_put(cpu, in->reg, &a);
         return;
     }
@@ -503,15 +540,8 @@ void sse_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op)
         unsigned imm = fetch_imm(cpu, in, 1);
         xmm_get(cpu, in->reg, &a);
         src128(cpu, in, &b, 0);
-        xmm_t r;
-        if (pfx == PFX_66) {
-            r.q[0] = a.q[imm & 1];
-            r.q[1] = b.q[(imm >> 1) & 1];
-        } else {
-            r.d[0] = a.d[imm & 3]; r.d[1] = a.d[(imm >> 2) & 3];
-            r.d[2] = b.d[(imm >> 4) & 3]; r.d[3] = b.d[(imm >> 6) & 3];
-        }
-        xmm_put(cpu, in->reg, &r);
+        sse_core_0f(op, pfx == PFX_66 ? PFX_66 : PFX_NONE, &a, &a, &b, imm);
+        xmm_put(cpu, in->reg, &a);
         return;
     }
     case 0xd7: {                                         /* pmovmskb */
@@ -527,7 +557,7 @@ void sse_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op)
         src128(cpu, in, &b, 0);
         int esize = (op & 3) == 1 ? 2 : (op & 3) == 2 ? 4 : 8;
         int kind = op >= 0xf1 ? 2 : op >= 0xe1 ? 1 : 0;
-        shift_elems(&a, kind, esize, b.q[0]);
+        sse_shift_elems(&a, kind, esize, b.q[0]);
         xmm_put(cpu, in->reg, &a);
         return;
     }
@@ -536,7 +566,7 @@ void sse_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op)
             RAISE_UD(cpu);
         xmm_get(cpu, in->reg, &a);
         src128(cpu, in, &b, 0);
-        if (!packed_int(op, &a, &b))
+        if (!packed_int(op, &a, &a, &b))
             raise_unimplemented(cpu);
         xmm_put(cpu, in->reg, &a);
         return;

@@ -54,12 +54,11 @@ static inline void dst128(struct interp_cpu *cpu, struct insn *in, const xmm_t *
 }
 
 /* sse.c's integer cores, shared with the MMX forms (mmx.c): packed two-operand ops
- * (a = a op b, by the 0F opcode; 0 if unknown), and element shifts (kind 0 logical right,
+ * (*out = a op b, by the 0F opcode; 0 if unknown), and element shifts (kind 0 logical right,
  * 1 arithmetic right, 2 left; esize 2, 4 or 8 bytes). */
-int packed_int(uint8_t op, xmm_t *a, const xmm_t *b);
+int packed_int(uint8_t op, xmm_t *out, const xmm_t *a, const xmm_t *b);
 /* mmx.c: cvtpi2ps/pd, cvt(t)ps2pi, cvt(t)pd2pi (0F 2A/2C/2D) and movq2dq/movdq2q (F3/F2 0F D6). */
 void mmx_sse_convert(struct interp_cpu *cpu, struct insn *in, uint8_t op, int pfx);
-void shift_elems(xmm_t *x, int kind, int esize, uint64_t count);
 
 static inline int8_t sat8(int v) { return v > 127 ? 127 : v < -128 ? -128 : v; }
 static inline uint8_t satu8(int v) { return v > 255 ? 255 : v < 0 ? 0 : v; }
@@ -76,7 +75,7 @@ enum fpop {
     FPOP_MINPS, FPOP_MINPD, FPOP_MINSS, FPOP_MINSD, FPOP_MAXPS, FPOP_MAXPD, FPOP_MAXSS, FPOP_MAXSD,
     FPOP_SQRTPS, FPOP_SQRTPD, FPOP_SQRTSS, FPOP_SQRTSD,
     FPOP_RSQRTPS, FPOP_RSQRTSS, FPOP_RCPPS, FPOP_RCPSS,
-    FPOP_CMPPS, FPOP_CMPPD, FPOP_CMPSS, FPOP_CMPSD,                    /* imm = predicate 0..7 */
+    FPOP_CMPPS, FPOP_CMPPD, FPOP_CMPSS, FPOP_CMPSD,                    /* imm = predicate 0..31 */
     FPOP_COMISS, FPOP_UCOMISS, FPOP_COMISD, FPOP_UCOMISD,
     FPOP_CVTPS2PD, FPOP_CVTPD2PS, FPOP_CVTSS2SD, FPOP_CVTSD2SS, FPOP_CVTDQ2PS, FPOP_CVTPS2DQ,
     FPOP_CVTTPS2DQ, FPOP_CVTDQ2PD, FPOP_CVTPD2DQ, FPOP_CVTTPD2DQ,
@@ -94,6 +93,27 @@ enum fpop {
  * and #XM (or #UD without CR4.OSXMMEXCPT) is raised; otherwise the flags are ORed into MXCSR
  * and *a holds the result. */
 void sse_fp(struct interp_cpu *cpu, int op, int imm, xmm_t *a, const xmm_t *b);
+/* The same for n (1 or 2) 128-bit halves a[0..n-1] OP b[0..n-1] of one instruction (VEX.256):
+ * the flags of both halves are combined, and with an unmasked exception neither is written.
+ * The compare ops take every VEX predicate (imm 0..31). */
+void sse_fp_n(struct interp_cpu *cpu, int op, int imm, xmm_t *a, const xmm_t *b, int n);
+
+/* ---- operation cores on 128-bit values, shared by legacy SSE (dest = reg OP r/m) and the VEX
+ * forms (avx*.c: dest = vvvv OP r/m, applied to each 128-bit lane of a VEX.256 operation).
+ * Each computes *r from a and b (r may alias a) and returns 0 if op is not one of its own. */
+/* 0F map: shuffles/bitwise (14, 15, 54-57, 70, C6; pfx as for the opcode) and, with PFX_66,
+ * the packed integer ops (60-6D, 74-76, D4-FE except the shifts by register). */
+int sse_core_0f(uint8_t op, int pfx, xmm_t *r, const xmm_t *a, const xmm_t *b, unsigned imm);
+/* 0F 38 integer ops (not ptest / pmovsx / pmovzx / movntdqa); m: the blendv mask. */
+int sse_core_0f38(uint8_t op, xmm_t *r, const xmm_t *a, const xmm_t *b, const xmm_t *m);
+/* 0F 3A blendps, blendpd, pblendw, palignr, mpsadbw. */
+int sse_core_0f3a(uint8_t op, xmm_t *r, const xmm_t *a, const xmm_t *b, unsigned imm);
+/* Element shifts: kind 0 logical right, 1 arithmetic right, 2 left; esize 2/4/8 bytes. */
+void sse_shift_elems(xmm_t *x, int kind, int esize, uint64_t count);
+/* pslldq / psrldq: whole-register byte shift. */
+void sse_byte_shift(xmm_t *x, int right, unsigned n);
+/* ptest-style flags over n quadwords (signs: 0 all bits, 4 / 8 sign bits of dwords / qwords). */
+uint64_t sse_ptest(const void *a, const void *b, int n, int signs);
 
 /* ---- sse4.c / sse42_string.c / crc32_movbe.c ---- */
 void sse_0f38(struct interp_cpu *cpu, struct insn *in, uint8_t op);

@@ -60,6 +60,79 @@ static void phminposuw(xmm_t *r, const xmm_t *s)
     r->w[1] = best;
 }
 
+/* The 0F 38 two-operand integer ops: *out = a OP b; m is the blend mask of pblendvb /
+ * blendvps / blendvpd (XMM0 for legacy SSE, the is4 register for VEX).  0 if not one of them. */
+int sse_core_0f38(uint8_t op, xmm_t *out, const xmm_t *a, const xmm_t *b, const xmm_t *m)
+{
+    xmm_t r = *a;
+    int i;
+    switch (op) {
+    case 0x00:                                           /* pshufb */
+        for (i = 0; i < 16; i++) r.b[i] = (b->b[i] & 0x80) ? 0 : a->b[b->b[i] & 15];
+        break;
+    case 0x01: horizontal(&r, a, b, 0, 0, 0); break;   /* phaddw */
+    case 0x02: horizontal(&r, a, b, 1, 0, 0); break;   /* phaddd */
+    case 0x03: horizontal(&r, a, b, 0, 0, 1); break;   /* phaddsw */
+    case 0x04:                                           /* pmaddubsw: unsigned dest x signed src */
+        for (i = 0; i < 8; i++)
+            r.sw[i] = sat16(a->b[2 * i] * b->sb[2 * i] + a->b[2 * i + 1] * b->sb[2 * i + 1]);
+        break;
+    case 0x05: horizontal(&r, a, b, 0, 1, 0); break;   /* phsubw */
+    case 0x06: horizontal(&r, a, b, 1, 1, 0); break;   /* phsubd */
+    case 0x07: horizontal(&r, a, b, 0, 1, 1); break;   /* phsubsw */
+    case 0x08: for (i = 0; i < 16; i++) r.sb[i] = b->sb[i] < 0 ? (int8_t)-a->sb[i] : b->sb[i] ? a->sb[i] : 0; break;
+    case 0x09: for (i = 0; i < 8; i++) r.sw[i] = b->sw[i] < 0 ? (int16_t)-a->sw[i] : b->sw[i] ? a->sw[i] : 0; break;
+    case 0x0a: for (i = 0; i < 4; i++) r.d[i] = b->sd[i] < 0 ? -a->d[i] : b->sd[i] ? a->d[i] : 0; break;
+    case 0x0b:                                           /* pmulhrsw */
+        for (i = 0; i < 8; i++) r.w[i] = (uint16_t)(((((int32_t)a->sw[i] * b->sw[i]) >> 14) + 1) >> 1);
+        break;
+    case 0x10:                                           /* pblendvb (mask: xmm0) */
+        for (i = 0; i < 16; i++) if (m->b[i] & 0x80) r.b[i] = b->b[i];
+        break;
+    case 0x14:                                           /* blendvps */
+        for (i = 0; i < 4; i++) if (m->d[i] >> 31) r.d[i] = b->d[i];
+        break;
+    case 0x15:                                           /* blendvpd */
+        for (i = 0; i < 2; i++) if (m->q[i] >> 63) r.q[i] = b->q[i];
+        break;
+    case 0x1c: for (i = 0; i < 16; i++) r.b[i] = abs(b->sb[i]); break;
+    case 0x1d: for (i = 0; i < 8; i++) r.w[i] = abs(b->sw[i]); break;
+    case 0x1e: for (i = 0; i < 4; i++) r.d[i] = b->sd[i] < 0 ? -b->d[i] : b->d[i]; break;
+    case 0x28: for (i = 0; i < 2; i++) r.sq[i] = (int64_t)a->sd[2 * i] * b->sd[2 * i]; break;  /* pmuldq */
+    case 0x29: for (i = 0; i < 2; i++) r.q[i] = a->q[i] == b->q[i] ? ~0ULL : 0; break;         /* pcmpeqq */
+    case 0x2b:                                           /* packusdw */
+        for (i = 0; i < 4; i++) { r.w[i] = satu16(a->sd[i]); r.w[i + 4] = satu16(b->sd[i]); }
+        break;
+    case 0x37: for (i = 0; i < 2; i++) r.q[i] = a->sq[i] > b->sq[i] ? ~0ULL : 0; break;        /* pcmpgtq */
+    case 0x38: for (i = 0; i < 16; i++) r.sb[i] = a->sb[i] < b->sb[i] ? a->sb[i] : b->sb[i]; break;
+    case 0x39: for (i = 0; i < 4; i++) r.sd[i] = a->sd[i] < b->sd[i] ? a->sd[i] : b->sd[i]; break;
+    case 0x3a: for (i = 0; i < 8; i++) r.w[i] = a->w[i] < b->w[i] ? a->w[i] : b->w[i]; break;
+    case 0x3b: for (i = 0; i < 4; i++) r.d[i] = a->d[i] < b->d[i] ? a->d[i] : b->d[i]; break;
+    case 0x3c: for (i = 0; i < 16; i++) r.sb[i] = a->sb[i] > b->sb[i] ? a->sb[i] : b->sb[i]; break;
+    case 0x3d: for (i = 0; i < 4; i++) r.sd[i] = a->sd[i] > b->sd[i] ? a->sd[i] : b->sd[i]; break;
+    case 0x3e: for (i = 0; i < 8; i++) r.w[i] = a->w[i] > b->w[i] ? a->w[i] : b->w[i]; break;
+    case 0x3f: for (i = 0; i < 4; i++) r.d[i] = a->d[i] > b->d[i] ? a->d[i] : b->d[i]; break;
+    case 0x40: for (i = 0; i < 4; i++) r.d[i] = a->d[i] * b->d[i]; break;                       /* pmulld */
+    case 0x41: phminposuw(&r, b); break;
+    default: return 0;
+    }
+    *out = r;
+    return 1;
+}
+
+/* ptest / vptest / vtestps / vtestpd over `n` quadwords: ZF = (a AND b) == 0, CF = (NOT a AND b)
+ * == 0, the other arithmetic flags 0.  `signs`: only the sign bits of dwords (4) or qwords (8). */
+uint64_t sse_ptest(const void *va, const void *vb, int n, int signs)
+{
+    const uint64_t *a = va, *b = vb;
+    uint64_t and = 0, andn = 0, m = signs == 4 ? 0x8000000080000000ULL : signs == 8 ? 1ULL << 63 : ~0ULL;
+    for (int i = 0; i < n; i++) {
+        and |= a[i] & b[i] & m;
+        andn |= ~a[i] & b[i] & m;
+    }
+    return (and ? 0 : FL_ZF) | (andn ? 0 : FL_CF);
+}
+
 void sse_0f38(struct interp_cpu *cpu, struct insn *in, uint8_t op)
 {
     decode_modrm(cpu, in);
@@ -71,7 +144,6 @@ void sse_0f38(struct interp_cpu *cpu, struct insn *in, uint8_t op)
         RAISE_UD(cpu);
     }
     xmm_t a, b, r, m;
-    int i;
     xmm_get(cpu, in->reg, &a);
     if (op >= 0x20 && op <= 0x35 && (op & 0xf) <= 5) {  /* pmovsx / pmovzx: narrow memory */
         static const uint8_t from[6] = {1, 1, 1, 2, 2, 4}, to[6] = {2, 4, 8, 4, 8, 8};
@@ -101,66 +173,12 @@ void sse_0f38(struct interp_cpu *cpu, struct insn *in, uint8_t op)
         RAISE_UD(cpu);
     }
     src128(cpu, in, &b, 0);
-    r = a;
-    switch (op) {
-    case 0x00:                                           /* pshufb */
-        for (i = 0; i < 16; i++) r.b[i] = (b.b[i] & 0x80) ? 0 : a.b[b.b[i] & 15];
-        break;
-    case 0x01: horizontal(&r, &a, &b, 0, 0, 0); break;   /* phaddw */
-    case 0x02: horizontal(&r, &a, &b, 1, 0, 0); break;   /* phaddd */
-    case 0x03: horizontal(&r, &a, &b, 0, 0, 1); break;   /* phaddsw */
-    case 0x04:                                           /* pmaddubsw: unsigned dest x signed src */
-        for (i = 0; i < 8; i++)
-            r.sw[i] = sat16(a.b[2 * i] * b.sb[2 * i] + a.b[2 * i + 1] * b.sb[2 * i + 1]);
-        break;
-    case 0x05: horizontal(&r, &a, &b, 0, 1, 0); break;   /* phsubw */
-    case 0x06: horizontal(&r, &a, &b, 1, 1, 0); break;   /* phsubd */
-    case 0x07: horizontal(&r, &a, &b, 0, 1, 1); break;   /* phsubsw */
-    case 0x08: for (i = 0; i < 16; i++) r.sb[i] = b.sb[i] < 0 ? (int8_t)-a.sb[i] : b.sb[i] ? a.sb[i] : 0; break;
-    case 0x09: for (i = 0; i < 8; i++) r.sw[i] = b.sw[i] < 0 ? (int16_t)-a.sw[i] : b.sw[i] ? a.sw[i] : 0; break;
-    case 0x0a: for (i = 0; i < 4; i++) r.d[i] = b.sd[i] < 0 ? -a.d[i] : b.sd[i] ? a.d[i] : 0; break;
-    case 0x0b:                                           /* pmulhrsw */
-        for (i = 0; i < 8; i++) r.w[i] = (uint16_t)(((((int32_t)a.sw[i] * b.sw[i]) >> 14) + 1) >> 1);
-        break;
-    case 0x10:                                           /* pblendvb (mask: xmm0) */
-        xmm_get(cpu, 0, &m);
-        for (i = 0; i < 16; i++) if (m.b[i] & 0x80) r.b[i] = b.b[i];
-        break;
-    case 0x14:                                           /* blendvps */
-        xmm_get(cpu, 0, &m);
-        for (i = 0; i < 4; i++) if (m.d[i] >> 31) r.d[i] = b.d[i];
-        break;
-    case 0x15:                                           /* blendvpd */
-        xmm_get(cpu, 0, &m);
-        for (i = 0; i < 2; i++) if (m.q[i] >> 63) r.q[i] = b.q[i];
-        break;
-    case 0x17: {                                         /* ptest */
-        uint64_t f = 0;
-        if (!((a.q[0] & b.q[0]) | (a.q[1] & b.q[1]))) f |= FL_ZF;
-        if (!((~a.q[0] & b.q[0]) | (~a.q[1] & b.q[1]))) f |= FL_CF;
-        flags_set(cpu, FL_ARITH, f);
+    if (op == 0x17) {                                    /* ptest */
+        flags_set(cpu, FL_ARITH, sse_ptest(&a, &b, 2, 0));
         return;
     }
-    case 0x1c: for (i = 0; i < 16; i++) r.b[i] = abs(b.sb[i]); break;
-    case 0x1d: for (i = 0; i < 8; i++) r.w[i] = abs(b.sw[i]); break;
-    case 0x1e: for (i = 0; i < 4; i++) r.d[i] = b.sd[i] < 0 ? -b.d[i] : b.d[i]; break;
-    case 0x28: for (i = 0; i < 2; i++) r.sq[i] = (int64_t)a.sd[2 * i] * b.sd[2 * i]; break;  /* pmuldq */
-    case 0x29: for (i = 0; i < 2; i++) r.q[i] = a.q[i] == b.q[i] ? ~0ULL : 0; break;         /* pcmpeqq */
-    case 0x2b:                                           /* packusdw */
-        for (i = 0; i < 4; i++) { r.w[i] = satu16(a.sd[i]); r.w[i + 4] = satu16(b.sd[i]); }
-        break;
-    case 0x37: for (i = 0; i < 2; i++) r.q[i] = a.sq[i] > b.sq[i] ? ~0ULL : 0; break;        /* pcmpgtq */
-    case 0x38: for (i = 0; i < 16; i++) r.sb[i] = a.sb[i] < b.sb[i] ? a.sb[i] : b.sb[i]; break;
-    case 0x39: for (i = 0; i < 4; i++) r.sd[i] = a.sd[i] < b.sd[i] ? a.sd[i] : b.sd[i]; break;
-    case 0x3a: for (i = 0; i < 8; i++) r.w[i] = a.w[i] < b.w[i] ? a.w[i] : b.w[i]; break;
-    case 0x3b: for (i = 0; i < 4; i++) r.d[i] = a.d[i] < b.d[i] ? a.d[i] : b.d[i]; break;
-    case 0x3c: for (i = 0; i < 16; i++) r.sb[i] = a.sb[i] > b.sb[i] ? a.sb[i] : b.sb[i]; break;
-    case 0x3d: for (i = 0; i < 4; i++) r.sd[i] = a.sd[i] > b.sd[i] ? a.sd[i] : b.sd[i]; break;
-    case 0x3e: for (i = 0; i < 8; i++) r.w[i] = a.w[i] > b.w[i] ? a.w[i] : b.w[i]; break;
-    case 0x3f: for (i = 0; i < 4; i++) r.d[i] = a.d[i] > b.d[i] ? a.d[i] : b.d[i]; break;
-    case 0x40: for (i = 0; i < 4; i++) r.d[i] = a.d[i] * b.d[i]; break;                       /* pmulld */
-    default: phminposuw(&r, &b); break;                  /* 0x41 */
-    }
+    xmm_get(cpu, 0, &m);
+    sse_core_0f38(op, &r, &a, &b, &m);
     xmm_put(cpu, in->reg, &r);
 }
 
@@ -186,12 +204,37 @@ static void mpsadbw(xmm_t *r, const xmm_t *a, const xmm_t *b, unsigned imm)
     }
 }
 
+/* The 0F 3A integer ops with an imm8 on two 128-bit values: *out = a OP b (blendps, blendpd,
+ * pblendw, palignr, mpsadbw).  Returns 0 if op is not one of them. */
+int sse_core_0f3a(uint8_t op, xmm_t *out, const xmm_t *a, const xmm_t *b, unsigned imm)
+{
+    xmm_t r = *a;
+    int i;
+    switch (op) {
+    case 0x0c: for (i = 0; i < 4; i++) if ((imm >> i) & 1) r.d[i] = b->d[i]; break;   /* blendps */
+    case 0x0d: for (i = 0; i < 2; i++) if ((imm >> i) & 1) r.q[i] = b->q[i]; break;   /* blendpd */
+    case 0x0e: for (i = 0; i < 8; i++) if ((imm >> i) & 1) r.w[i] = b->w[i]; break;   /* pblendw */
+    case 0x0f: {                                         /* palignr */
+        uint8_t cat[32];
+        memcpy(cat, b, 16);
+        memcpy(cat + 16, a, 16);
+        for (i = 0; i < 16; i++)
+            r.b[i] = i + imm < 32 ? cat[i + imm] : 0;
+        break;
+    }
+    case 0x42: mpsadbw(&r, a, b, imm); break;
+    default: return 0;
+    }
+    *out = r;
+    return 1;
+}
+
 void sse_0f3a(struct interp_cpu *cpu, struct insn *in)
 {
     uint8_t op = fetch8(cpu, in);
     decode_modrm(cpu, in);
     unsigned imm = fetch_imm(cpu, in, 1);
-    xmm_t a, b, r;
+    xmm_t a, b;
     int i, wide = (in->rex & 8) != 0;
     if (!in->pfx66 || in->rep) {
         if (!in->pfx66 && !in->rep && (op == 0x0f || op == 0xcc))
@@ -208,27 +251,10 @@ void sse_0f3a(struct interp_cpu *cpu, struct insn *in)
         src_low(cpu, in, &b, op == 0x0a ? 4 : 8);
         sse_fp(cpu, op == 0x0a ? FPOP_ROUNDSS : FPOP_ROUNDSD, imm & 15, &a, &b);
         break;
-    case 0x0c:                                           /* blendps */
+    case 0x0c: case 0x0d: case 0x0e: case 0x0f:          /* blendps, blendpd, pblendw, palignr */
         src128(cpu, in, &b, 0);
-        for (i = 0; i < 4; i++) if ((imm >> i) & 1) a.d[i] = b.d[i];
+        sse_core_0f3a(op, &a, &a, &b, imm);
         break;
-    case 0x0d:                                           /* blendpd */
-        src128(cpu, in, &b, 0);
-        for (i = 0; i < 2; i++) if ((imm >> i) & 1) a.q[i] = b.q[i];
-        break;
-    case 0x0e:                                           /* pblendw */
-        src128(cpu, in, &b, 0);
-        for (i = 0; i < 8; i++) if ((imm >> i) & 1) a.w[i] = b.w[i];
-        break;
-    case 0x0f: {                                         /* palignr */
-        uint8_t cat[32];
-        src128(cpu, in, &b, 0);
-        memcpy(cat, &b, 16);
-        memcpy(cat + 16, &a, 16);
-        for (i = 0; i < 16; i++)
-            a.b[i] = i + imm < 32 ? cat[i + imm] : 0;
-        break;
-    }
     case 0x14: extract(cpu, in, &a, 1, imm & 15); return;                    /* pextrb */
     case 0x15: extract(cpu, in, &a, 2, imm & 7); return;                     /* pextrw */
     case 0x16: extract(cpu, in, &a, wide ? 8 : 4, imm & (wide ? 1 : 3)); return;  /* pextrd/q */
@@ -258,8 +284,7 @@ void sse_0f3a(struct interp_cpu *cpu, struct insn *in)
         break;
     case 0x42:                                           /* mpsadbw */
         src128(cpu, in, &b, 0);
-        mpsadbw(&r, &a, &b, imm);
-        a = r;
+        sse_core_0f3a(op, &a, &a, &b, imm);
         break;
     case 0x60: case 0x61: case 0x62: case 0x63:
         sse42_string(cpu, in, op, imm);

@@ -18,6 +18,8 @@
  *     The lanes' flags are ORed; if an unmasked one is among them #XM is raised.
  * With an exception the destination is not written (#UD instead of #XM when CR4.OSXMMEXCPT
  * is clear).  The per-lane split re-runs one lane at a time with 1.0 in the other lanes.
+ * VEX.256 operations run as two 128-bit halves through sse_fp_n, their flags combined as one
+ * instruction's.  VEX compare predicates 8..31 are built from the legacy ones (cmp_extended).
  * Not exact: DPPS/DPPD with unmasked exceptions.  The CPU raises them step by step (the
  * multiplies, then the adds), which the single all-masked run cannot tell apart; whether #XM
  * is raised and its flags may differ there.  With exceptions masked they are exact. */
@@ -54,9 +56,55 @@ typedef double v2df __attribute__((vector_size(16)));
                  : [ctl] "m"(ctl), [x] "x"(x), [y] "x"(y));                                           \
     break
 
+static uint32_t host_run(int op, int imm, xmm_t *a, const xmm_t *b, uint32_t ctl);
+
+/* VEX compare predicates 8..31 (vcmpps...), from the legacy ones the host has: the relation
+ * (equal, less, unordered) from predicates 0, 1 and 3, the exception flags from predicate 1
+ * (signalling: QNaN operands raise IE) or 0 (quiet: only SNaNs do).  Predicate p >= 16 is
+ * p - 16 with the signalling behaviour swapped. */
+static uint32_t cmp_extended(int op, int p, xmm_t *a, const xmm_t *b, uint32_t ctl)
+{
+    static const uint16_t signalling = 0x6666;           /* bit p: predicate p (0..15) signals */
+    xmm_t eq = *a, lt = *a, un = *a;
+    uint32_t fq = host_run(op, 0, &eq, b, ctl), fs = host_run(op, 1, &lt, b, ctl);
+    host_run(op, 3, &un, b, ctl);
+    int sig = ((signalling >> (p & 15)) & 1) ^ (p >= 16);
+    int esize = op == FPOP_CMPPS || op == FPOP_CMPSS ? 4 : 8;
+    int count = op == FPOP_CMPPS ? 4 : op == FPOP_CMPPD ? 2 : 1;
+    for (int i = 0; i < count; i++) {
+        uint64_t e, l, u, res;
+        if (esize == 4) { e = eq.d[i] & 1; l = lt.d[i] & 1; u = un.d[i] & 1; }
+        else { e = eq.q[i] & 1; l = lt.q[i] & 1; u = un.q[i] & 1; }
+        uint64_t g = !u && !e && !l;
+        switch (p & 15) {
+        case 0: res = e; break;
+        case 1: res = l; break;
+        case 2: res = l | e; break;
+        case 3: res = u; break;
+        case 4: res = !e; break;
+        case 5: res = !l; break;
+        case 6: res = !(l | e); break;
+        case 7: res = !u; break;
+        case 8: res = e | u; break;
+        case 9: res = l | u; break;
+        case 10: res = !g; break;
+        case 11: res = 0; break;
+        case 12: res = !e && !u; break;
+        case 13: res = g | e; break;
+        case 14: res = g; break;
+        default: res = 1; break;
+        }
+        if (esize == 4) a->d[i] = res ? ~0u : 0;
+        else a->q[i] = res ? ~0ULL : 0;
+    }
+    return sig ? fs : fq;
+}
+
 /* Run `op` on the host with MXCSR = ctl; returns the MXCSR the host ended with. */
 static uint32_t host_run(int op, int imm, xmm_t *a, const xmm_t *b, uint32_t ctl)
 {
+    if (op >= FPOP_CMPPS && op <= FPOP_CMPSD && (imm & 31) >= 8)
+        return cmp_extended(op, imm & 31, a, b, ctl);
     uint32_t host, out = 0;
     v2df x, y;
     uint64_t g = b->q[0], res = 0;
@@ -285,27 +333,46 @@ static uint32_t split_flags(int op, int imm, const xmm_t *a, const xmm_t *b, uin
     return flags;
 }
 
-void sse_fp(struct interp_cpu *cpu, int op, int imm, xmm_t *a, const xmm_t *b)
+void sse_fp_n(struct interp_cpu *cpu, int op, int imm, xmm_t *a, const xmm_t *b, int n)
 {
     uint32_t mx = mxcsr_get(cpu);
     uint32_t ctl = (mx & ~0x3fu) | 0x1f80;
     uint32_t unmasked = ~(mx >> 7) & 0x3f;
-    xmm_t r = *a;
-    uint32_t f = host_run(op, imm, &r, b, ctl) & 0x3f;
+    xmm_t r[2];
+    uint32_t fh[2] = {0, 0}, f = 0;
+    for (int h = 0; h < n; h++) {
+        r[h] = a[h];
+        fh[h] = host_run(op, imm, &r[h], &b[h], ctl) & 0x3f;
+        f |= fh[h];
+    }
     if (unmasked) {
+        /* A 256-bit operation is one instruction: pre-computation exceptions of either half
+         * come first, then the post-computation ones of both halves together. */
         if (f & unmasked & MX_PRE)
             mxcsr_exception(cpu, f & MX_PRE);
-        int tiny = 0;
-        if (unmasked & MXCSR_UE) {
-            xmm_t t = *a;
-            tiny = (host_run(op, imm, &t, b, ctl | MXCSR_FTZ) & MXCSR_UE) != 0;
+        int tiny[2] = {0, 0}, any_tiny = 0;
+        if (unmasked & MXCSR_UE)
+            for (int h = 0; h < n; h++) {
+                xmm_t t = a[h];
+                tiny[h] = (host_run(op, imm, &t, &b[h], ctl | MXCSR_FTZ) & MXCSR_UE) != 0;
+                any_tiny |= tiny[h];
+            }
+        if ((f & unmasked) || any_tiny) {
+            uint32_t flags = 0;
+            for (int h = 0; h < n; h++)
+                flags |= split_flags(op, imm, &a[h], &b[h], ctl, unmasked, fh[h], tiny[h]);
+            mxcsr_exception(cpu, flags);
         }
-        if ((f & unmasked) || tiny)
-            mxcsr_exception(cpu, split_flags(op, imm, a, b, ctl, unmasked, f, tiny));
     }
     if (f & ~mx) {
         mx |= f;
         memcpy(cpu->fxsave + FX_MXCSR, &mx, 4);
     }
-    *a = r;
+    for (int h = 0; h < n; h++)
+        a[h] = r[h];
+}
+
+void sse_fp(struct interp_cpu *cpu, int op, int imm, xmm_t *a, const xmm_t *b)
+{
+    sse_fp_n(cpu, op, imm, a, b, 1);
 }

@@ -6,10 +6,10 @@
  * register operand (VEX.vvvv) and the vector length (VEX.L).  vex_exec folds R/X/B/W into
  * in->rex and pp into in->pfx66 / in->rep, so the ModRM decoder and the prefix conventions of
  * the rest of the interpreter apply unchanged; vvvv, L, W and the map are in in->vex_*.
- * AVX/AVX2 (VEX forms of the SSE operations) are not implemented: they end in
- * raise_unimplemented after the vector checks, ready for sse code to take over using
- * in->vex_v, vex_len(), ymm_get/ymm_put and vex_vector_check. */
-#include "interp.h"
+ * The vector instructions go, after the shared checks (vex_vector_check), to fma.c, f16c.c,
+ * vexmov.c (whole-register moves, vzeroupper/vzeroall) and the AVX/AVX2 files by map
+ * (avx.c: 0F, avx_maps.c: 0F 38 and 0F 3A). */
+#include "avx.h"
 
 void vex_vector_check(struct interp_cpu *cpu)
 {
@@ -98,5 +98,10 @@ void vex_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op)
     }
     if (map == 1 && vexmov_exec(cpu, in, opc))
         return;
-    raise_unimplemented(cpu);                    /* AVX / AVX2 and the rest */
+    if (map == 1)
+        avx_0f(cpu, in, opc);
+    else if (map == 2)
+        avx_0f38(cpu, in, opc);
+    else
+        avx_0f3a(cpu, in, opc);
 }

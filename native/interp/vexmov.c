@@ -2,10 +2,10 @@
  * vmovups/vmovupd/vmovaps/vmovapd (0F 10/11/28/29), vmovdqu/vmovdqa (F3/66 0F 6F/7F) in
  * their full-register forms, and vzeroupper/vzeroall (0F 77).
  *
- * Why they are here and not in the AVX implementation (not written yet): every VEX.256
- * instruction needs a way to get YMM values in and out, and code compiled for AVX (glibc's
- * string functions included) brackets its AVX regions with vzeroupper.  When AVX/AVX2 lands
- * in sse.c it should take these over. */
+ * Why they are apart from the AVX files (avx.c and the rest): they came first (every VEX.256
+ * instruction needs a way to get YMM values in and out, and code compiled for AVX brackets
+ * its AVX regions with vzeroupper), and they are complete as they are: avx.c sends the other
+ * forms of these opcodes (vmovss/vmovsd, F3/F2 0F 10/11) to its own code. */
 #include "interp.h"
 
 /* Returns 0 if `op` is not one of these (the caller reports it unimplemented). */

@@ -522,6 +522,11 @@ class Generator:
         from .cases_vex import gen_vex
         return gen_vex(self, size)
 
+    # ---- AVX / AVX2 (cases_avx.py) -------------------------------------------------------
+    def gen_avx(self, size: int) -> Insn | None:
+        from .cases_avx import gen_avx
+        return gen_avx(self, size)
+
     def _sse_address(self, offset: int) -> str:
         return f"[{SCRATCH_REG} + {offset}]"
 
@@ -877,6 +882,11 @@ class CompatGenerator(Generator):
         insn.text = f"mov eax, {rax:#x}\nmov edx, {rdx:#x}\n{setup}\n{insn.text}"
         return insn
 
+    # ---- AVX / AVX2 (cases_avx.py) -------------------------------------------------------
+    def gen_avx(self, size: int) -> Insn | None:
+        from .cases_avx import gen_avx
+        return gen_avx(self, size)
+
     def _sse_address(self, offset: int) -> str:
         return f"[{(LOW_SCRATCH_ADDR if self.mode == 16 else SCRATCH_ADDR) + offset:#x}]"
 
@@ -918,13 +928,14 @@ class CompatGenerator(Generator):
 FAMILY_WEIGHTS = {
     "alu": 6, "unary": 2, "shift": 4, "mul": 2, "bits": 2, "move": 4, "exchange_add": 2, "cmpxchg_wide": 1,
     "double_shift": 2, "flags": 2, "branch": 2, "stack": 2, "string": 2, "div": 1, "div_setup": 1, "sse": 3,
-    "address": 2, "x87": 2, "mmx": 2, "sse4": 3, "vex": 3,
+    "address": 2, "x87": 2, "mmx": 2, "sse4": 3, "vex": 3, "avx": 6,
 }  # fmt: skip
 _FAMILIES = list(FAMILY_WEIGHTS)
 _WEIGHTS = list(FAMILY_WEIGHTS.values())
 
 
-COMPAT_FAMILIES = [family for family in _FAMILIES if family not in ("div", "sse", "address", "x87", "mmx", "sse4", "vex")] + \
+COMPAT_FAMILIES = [family for family in _FAMILIES if family not in ("div", "sse", "address", "x87", "mmx", "sse4", "vex",
+                                                                            "avx")] + \
     ["addr16"]
 COMPAT_WEIGHTS = [FAMILY_WEIGHTS[family] for family in COMPAT_FAMILIES[:-1]] + [3]
 

@@ -95,15 +95,19 @@ class Outcome:
     (error_code (None when the vector has none), rip, cs, rflags, rsp, ss); cr2;
     fault: None for a normal end, else a one-line description (vector or unexpected stop);
     mxcsr: after a fault, the MXCSR it left (the runners then reset it to MXCSR_DEFAULT, so a
-    case that faulted with exceptions unmasked does not leak them into the next case).
+    case that faulted with exceptions unmasked does not leak them into the next case);
+    vregs: after a fault, XMM0..15 then the upper halves of YMM0..15 (512 bytes): what an
+    interrupted instruction (a gather part way) left in the registers.
     """
 
-    __slots__ = ("regs", "rflags", "scratch", "windows", "end_rip", "vector", "frame", "cr2", "fault", "mxcsr")
+    __slots__ = ("regs", "rflags", "scratch", "windows", "end_rip", "vector", "frame", "cr2", "fault", "mxcsr",
+                 "vregs")
 
     def __init__(self, regs, rflags, scratch, windows, end_rip=None, vector=None, frame=None, cr2=0, fault=None):
         self.regs, self.rflags, self.scratch, self.windows, self.end_rip = regs, rflags, scratch, windows, end_rip
         self.vector, self.frame, self.cr2, self.fault = vector, frame, cr2, fault
         self.mxcsr = None
+        self.vregs = None
 
     def __repr__(self) -> str:
         return f"Outcome(fault={self.fault!r}, end_rip={self.end_rip}, rflags={self.rflags:#x})"

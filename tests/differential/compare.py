@@ -93,6 +93,12 @@ def compare(case, hw, sw) -> list[str]:
             diffs.append(f"cr2: hardware {hw.cr2:#x}, interpreter {sw.cr2:#x}")
         if hw.mxcsr != sw.mxcsr:  # e.g. the exception flags an #XM left
             diffs.append(f"mxcsr after the fault: hardware {hw.mxcsr:#x}, interpreter {sw.mxcsr:#x}")
+        if hw.vregs != sw.vregs:  # e.g. a gather's progress
+            for i in range(32):
+                a, b = hw.vregs[16 * i:16 * i + 16], sw.vregs[16 * i:16 * i + 16]
+                if a != b:
+                    name = f"xmm{i}" if i < 16 else f"ymm{i - 16}[255:128]"
+                    diffs.append(f"{name} after the fault: hardware {a[::-1].hex()}, interpreter {b[::-1].hex()}")
     return diffs
 
 

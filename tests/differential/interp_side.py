@@ -122,6 +122,7 @@ class InterpCaseRunner:
         if ended and bus.port == FAULT_PORT:
             outcome = fault_outcome(memory, values, rip + END_INSN_LEN, gpr[_RSP], scratch, windows, c.cr2)
             outcome.mxcsr = cpu.get("mxcsr")
+            outcome.vregs = bytes(c.fxsave[160:416]) + bytes(c.ymmh[0:256])
             cpu.set("mxcsr", MXCSR_DEFAULT)
             return outcome
         if ended:  # the same words as kvm_side.describe_exit, so that both sides compare equal

@@ -22,6 +22,7 @@ from .common import (BENCH_PORT, CODE_ADDR, FAULT_PORT, GUEST_XCR0, MEM_SIZE, MX
 
 
 MXCSR_WORD = 24 // 4  # MXCSR's place in the XSAVE (FXSAVE) image, in 32-bit words
+XMM_WORD, YMMH_WORD = 160 // 4, 576 // 4  # XMM0..15 and the AVX component (upper halves of YMM0..15)
 
 
 def describe_exit(exit) -> str:
@@ -100,6 +101,8 @@ class KvmCaseRunner:
             outcome = fault_outcome(memory, values, regs.rip, regs.rsp, scratch, windows, cr2)
             xsave = vcpu.get_xsave()  # (KVM_GET_FPU reports MXCSR as 0 here)
             outcome.mxcsr = xsave.region[MXCSR_WORD]
+            outcome.vregs = b"".join(word.to_bytes(4, "little") for word in
+                                     [*xsave.region[XMM_WORD:XMM_WORD + 64], *xsave.region[YMMH_WORD:YMMH_WORD + 64]])
             if outcome.mxcsr != MXCSR_DEFAULT:
                 xsave.region[MXCSR_WORD] = MXCSR_DEFAULT
                 vcpu.set_xsave(xsave)

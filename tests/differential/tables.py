@@ -424,6 +424,55 @@ def fault_cases() -> list[tuple[int | None, Case]]:
         add(UD, f".byte {encoding}")
     add(UD, ".byte 0x41, 0xd9, 0x4f, 0x00")  # D9 /1 memory form
     add(UD, ".byte 0xf0, 0xd8, 0xc1")  # lock fadd
+    # AVX/AVX2: masked moves never touch a masked-off element; a gather stopped by a fault
+    # leaves its progress (the vector registers after a fault are compared); VEX #UD rules
+    half_mask = {0: (64, -1), 8: (64, -1), 16: (64, 0x7FFFFFFF7FFFFFFF), 24: (64, 0)}  # dwords 0-3 on
+    load_mask = "vmovdqu ymm1, ymmword ptr [r15]"
+    for op, base in (("vmaskmovps", ABSENT_PAGE - 16), ("vpmaskmovd", ABSENT_PAGE - 16),
+                     ("vmaskmovpd", ABSENT_PAGE - 16), ("vpmaskmovq", ABSENT_PAGE - 16)):
+        add(None, f"{load_mask}\n{op} ymm0, ymm1, ymmword ptr [rax]\nvmovdqu ymmword ptr [r15 + 64], ymm0",
+            {"rax": base}, memory=half_mask)
+        add(PF_, f"vpcmpeqd ymm1, ymm1, ymm1\n{op} ymm0, ymm1, ymmword ptr [rax]", {"rax": base})
+        add(None, f"{load_mask}\nvmovdqu ymm0, ymmword ptr [r15 + 32]\n{op} ymmword ptr [rax], ymm1, ymm0",
+            {"rax": READONLY_PAGE - 16}, memory=half_mask)
+        add(PF_, f"vpcmpeqd ymm1, ymm1, ymm1\nvmovdqu ymm0, ymmword ptr [r15 + 32]\n{op} ymmword ptr [rax], ymm1, ymm0",
+            {"rax": READONLY_PAGE - 16})  # nothing written below the read-only page either
+    add(None, f"vpxor xmm1, xmm1, xmm1\nvmaskmovps xmm0, xmm1, xmmword ptr [rax]\nvmaskmovps xmmword ptr [rbx], xmm1, xmm0",
+        {"rax": ABSENT_PAGE + 64, "rbx": READONLY_PAGE + 64})
+    add(PF_, "vpcmpeqd ymm1, ymm1, ymm1\nvmaskmovps xmmword ptr [rax], xmm1, xmm0", {"rax": SUPERVISOR_PAGE - 8})
+    six = {0: (64, -1), 8: (64, -1), 16: (64, -1), 24: (64, 0)}  # dwords 0-5 on: CR2 is element 5's last byte
+    add(PF_, f"{load_mask}\nvmaskmovps ymmword ptr [rax], ymm1, ymm0", {"rax": READONLY_PAGE - 16}, memory=six)
+    add(PF_, f"{load_mask}\nvmaskmovpd ymmword ptr [rax], ymm1, ymm0", {"rax": READONLY_PAGE - 20}, memory=six)
+    # gathers: indices 0, 4, 8, ... from 8 bytes below the absent page: elements 2.. fault
+    gather_idx = {0: (64, 0x0000000400000000), 8: (64, 0x0000000C00000008), 16: (64, 0x0000001400000010),
+                  24: (64, 0x0000001C00000018), 32: (64, 0), 40: (64, 8), 48: (64, 16), 56: (64, 24)}
+    setup = "vmovdqu ymm2, ymmword ptr [r15]\nvmovdqu ymm0, ymmword ptr [r15 + 64]\nvpcmpeqd ymm3, ymm3, ymm3"
+    add(PF_, f"{setup}\nvpgatherdd ymm0, [rax + ymm2*1], ymm3", {"rax": ABSENT_PAGE - 8}, memory=gather_idx)
+    add(PF_, f"{setup}\nvgatherdps xmm0, [rax + xmm2*1], xmm3", {"rax": ABSENT_PAGE - 8}, memory=gather_idx)
+    add(PF_, f"{setup}\nvmovdqu ymm2, ymmword ptr [r15 + 32]\nvgatherqps xmm0, [rax + xmm2*1], xmm3",
+        {"rax": ABSENT_PAGE - 10}, memory=gather_idx)  # element 1 straddles into the absent page
+    add(PF_, f"{setup}\nvmovdqu ymm2, ymmword ptr [r15 + 32]\nvpgatherqd xmm0, [rax + ymm2*1], xmm3",
+        {"rax": ABSENT_PAGE - 16}, memory=gather_idx)
+    add(PF_, f"{setup}\nvpgatherdq ymm0, [rax + xmm2*2], ymm3", {"rax": ABSENT_PAGE - 16}, memory=gather_idx)
+    add(PF_, f"{setup}\nvmovdqu ymm2, ymmword ptr [r15 + 32]\nvgatherqpd ymm0, [rax + ymm2*1], ymm3",
+        {"rax": ABSENT_PAGE - 16}, memory=gather_idx)
+    add(PF_, f"{setup}\nvpsllq ymm3, ymm3, 32\nvpgatherdd ymm0, [rax + ymm2*1], ymm3", {"rax": ABSENT_PAGE - 8},
+        memory=gather_idx)  # the odd elements: 1 done, 3 faults
+    add(None, f"{setup}\nvpsrldq xmm3, xmm3, 8\nvpgatherdd xmm0, [rax + xmm2*1], xmm3\n"
+              "vmovdqu ymmword ptr [r15 + 96], ymm0\nvmovdqu ymmword ptr [r15 + 128], ymm3",
+        {"rax": ABSENT_PAGE - 8}, memory=gather_idx)  # elements 2 and 3 (on the absent page) masked off
+    add(UD, ".byte 0xc4, 0xe2, 0x75, 0x90, 0x04, 0x88")  # vpgatherdd ymm0, [rax + ymm1*4], ymm1: mask = index
+    add(UD, ".byte 0xc4, 0xe2, 0x75, 0x90, 0x0c, 0x80")  # vpgatherdd ymm1, [rax + ymm0*4], ymm1: dest = mask
+    add(UD, ".byte 0xc4, 0xe2, 0x75, 0x90, 0xc1")  # register operand
+    # (misaligned vmovaps/vmovntps/vmovntdqa: the #GP goes to PVM's instruction emulator, which
+    # answers #UD for VEX instructions: tests/unit/test_interp_avx.py checks the #GP)
+    add(None, "vaddps ymm0, ymm1, ymmword ptr [r15 + 1]\nvmovdqu ymmword ptr [r15 + 64], ymm0")
+    add(UD, ".byte 0xc5, 0xf1, 0x70, 0xc0, 0x00")  # vpshufd with vvvv != 1111b
+    add(UD, ".byte 0xc5, 0xfd, 0x6e, 0xc0")  # vmovd with VEX.L = 1
+    add(UD, ".byte 0xc4, 0xe2, 0x79, 0x19, 0xc1")  # vbroadcastsd with VEX.L = 0
+    add(UD, ".byte 0xc4, 0xe3, 0x7d, 0x00, 0xc1, 0x00")  # vpermq with VEX.W = 0
+    add(UD, ".byte 0xc4, 0xe3, 0x79, 0x18, 0xc1, 0x00")  # vinsertf128 with VEX.L = 0
+    add(UD, ".byte 0xc4, 0xe2, 0xfd, 0x18, 0xc1")  # vbroadcastss with VEX.W = 1
     # CPL-3 system instructions that do not fault without UMIP (PVM answers with guest state)
     add(None, "smsw eax")
     add(None, "str eax")

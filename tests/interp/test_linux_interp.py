@@ -31,7 +31,8 @@ def test_cpuinfo_shows_the_interpreted_cpu(kernel, initrd):
     assert "kvmpy interpreted x86-64 CPU" in result.output
     flags = next(line for line in result.output.splitlines() if line.startswith("flags")).split()
     assert {"sse2", "pni", "ssse3", "sse4_2", "popcnt", "lm", "nx", "apic", "tsc_known_freq", "hypervisor"} <= set(flags)
-    assert "xsave" in flags and not {"avx", "x2apic"} & set(flags)
+    assert {"xsave", "avx", "avx2", "fma", "f16c", "bmi2"} <= set(flags) and "x2apic" not in flags
+    assert "x86/fpu: Supporting XSAVE feature 0x004: 'AVX registers'" in result.console
 
 
 def test_poweroff_without_acpi_is_detected_with_every_vcpu_halted(kernel, initrd):

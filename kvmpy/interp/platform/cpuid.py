@@ -51,7 +51,7 @@ SIGNIFICANT_INDEX = 1  # kvm_cpuid_entry2 flag: the subleaf matters
 
 # The instruction-set features the interpreter executes (cpu_model.FEATURES names).
 IMPLEMENTED = BASELINE | {"cx16", "popcnt", "lahf_lm", "abm", "rdtscp", "pni", "ssse3", "sse4_1", "sse4_2", "movbe",
-                          "xsave", "bmi1", "bmi2", "adx", "rdrand", "rdseed"}
+                          "xsave", "bmi1", "bmi2", "adx", "rdrand", "rdseed", "avx", "avx2", "fma", "f16c"}
 
 # Platform features, by leaf and register.
 PSE, TSC, MSR, PAE, APIC, PGE, PAT, CLFSH = 1 << 3, 1 << 4, 1 << 5, 1 << 6, 1 << 9, 1 << 13, 1 << 16, 1 << 19
