@@ -25,14 +25,15 @@ KIND_COUNTDOWN = 0
 QEMU = "qemu-system-x86_64"
 
 
-def host_countdown_ns(iterations: int) -> float:
+def host_ns_per_iteration(loop, iterations: int) -> float:
+    """ns per iteration of a host loop function of kvmpy's native module (`loop(iterations)`)."""
     start = time.perf_counter_ns()
-    lib.kvmpy_host_countdown(iterations)
+    loop(iterations)
     return (time.perf_counter_ns() - start) / iterations
 
 
-def mips(ns_per_iteration: float) -> float:
-    return INSTRUCTIONS_PER_ITERATION / ns_per_iteration * 1000
+def mips(ns_per_iteration: float, instructions: int = INSTRUCTIONS_PER_ITERATION) -> float:
+    return instructions / ns_per_iteration * 1000
 
 
 def patched_pvh_loop(iterations: int, directory: str, kind: int = KIND_COUNTDOWN) -> str:
@@ -77,7 +78,7 @@ def run_compute(report: Report, repeats: int, ring3_iterations: int, ring0_itera
         ring3.samples.append(mips(time_guest_loop("ring3_loop", ring3_iterations).ns_per_iteration))
         ring0.samples.append(mips(time_guest_loop("ring0_loop", ring0_iterations).ns_per_iteration))
         interp.samples.append(mips(time_guest_loop("ring0_loop", interp_iterations, accel="interp").ns_per_iteration))
-        host.samples.append(mips(host_countdown_ns(ring3_iterations)))
+        host.samples.append(mips(host_ns_per_iteration(lib.kvmpy_host_countdown, ring3_iterations)))
         qemu_ns = qemu_tcg_ns_per_iteration(interp_iterations // 10, interp_iterations * 2)
         if qemu_ns is not None:
             qemu.samples.append(mips(qemu_ns))

@@ -12,12 +12,11 @@ host's arithmetic, is what this row shows.
 from __future__ import annotations
 
 import tempfile
-import time
 
 from ..interp.platform import IMPLEMENTED
 from ..native import lib
 from ..probe import time_guest_loop
-from .compute import QEMU, patched_pvh_loop, qemu_tcg_ns_per_iteration
+from .compute import QEMU, host_ns_per_iteration, mips, patched_pvh_loop, qemu_tcg_ns_per_iteration
 from .report import Figure, Missing, Ratio, Report
 
 LOOP_OVERHEAD = 2  # dec; jnz
@@ -27,16 +26,6 @@ BLOCKS = {  # name: (pvh_loop kind, instructions per block, host function, inter
 }
 HOST_FACTOR = 100  # the host runs this many times the interpreter's iterations
 QEMU_FACTOR = 40  # a difference of two QEMU runs needs a long one to rise above its start-up noise
-
-
-def _mips(instructions: int, ns_per_iteration: float) -> float:
-    return (instructions + LOOP_OVERHEAD) / ns_per_iteration * 1000
-
-
-def host_ns_per_iteration(function, iterations: int) -> float:
-    start = time.perf_counter_ns()
-    function(iterations)
-    return (time.perf_counter_ns() - start) / iterations
 
 
 def run_isa_compute(report: Report, repeats: int, iterations: int, progress=print) -> None:
@@ -52,11 +41,12 @@ def run_isa_compute(report: Report, repeats: int, iterations: int, progress=prin
                 progress(f"compute: {name} block, round {repeat + 1}/{repeats}")
                 if runs_here:
                     timing = time_guest_loop("pvh_loop", iterations, accel="interp", image=image)
-                    interp.samples.append(_mips(instructions, timing.ns_per_iteration))
-                host.samples.append(_mips(instructions, host_ns_per_iteration(host_function, iterations * HOST_FACTOR)))
+                    interp.samples.append(mips(timing.ns_per_iteration, instructions + LOOP_OVERHEAD))
+                host_ns = host_ns_per_iteration(host_function, iterations * HOST_FACTOR)
+                host.samples.append(mips(host_ns, instructions + LOOP_OVERHEAD))
                 qemu_ns = qemu_tcg_ns_per_iteration(iterations, iterations * QEMU_FACTOR, kind)
                 if qemu_ns is not None:
-                    qemu.samples.append(_mips(instructions, qemu_ns))
+                    qemu.samples.append(mips(qemu_ns, instructions + LOOP_OVERHEAD))
             report.figures += [figure for figure in (interp, host, qemu) if figure.samples]
             if not runs_here:
                 report.missing.append(Missing(f"{name} block, interpreter", f"the interpreter does not execute {name}"))
