@@ -90,7 +90,8 @@ def test_timeout_stops_a_guest_that_never_finishes(guest, accel):
 
 def test_pause_holds_the_vcpu_so_its_registers_can_be_read(guest, accel):
     machine, bench_port = spinning_machine(guest, accel, "port_loop", layout.BENCH_PORT)
-    threading.Thread(target=machine.run, daemon=True).start()
+    running = threading.Thread(target=machine.run, daemon=True)
+    running.start()
     assert bench_port.written.wait(30)
     runner = machine.runners[0]
     assert runner.pause(timeout=30)
@@ -102,7 +103,8 @@ def test_pause_holds_the_vcpu_so_its_registers_can_be_read(guest, accel):
     assert runner.pause(timeout=30)
     assert rcx(machine) < held
     machine.request_stop(StopReason("quit", 0, "done"))
-    assert runner.join(30)
+    running.join(30)  # run() itself must have returned before the vCPUs are closed under it
+    assert not running.is_alive() and runner.join(0)
     machine.close()
 
 
