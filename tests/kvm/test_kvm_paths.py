@@ -35,13 +35,14 @@ def test_instructions_kvm_cannot_emulate_are_run_by_the_fallback(guest):
         machine.load(guest("fallback"))
         helped = machine.run(timeout=60)
         fallbacks = machine.stats()["fallbacks"]
-    assert (helped.kind, helped.exit_code) == ("verdict", 0), helped.message
+    seen = f"without fallback: {bare}; with it: {helped}; fallbacks {fallbacks}"
+    assert (helped.kind, helped.exit_code) == ("verdict", 0), seen
     if bare.kind == "verdict":  # hardware virtualization: KVM ran everything itself
-        assert bare.exit_code == 0 and not fallbacks
+        assert bare.exit_code == 0 and not fallbacks, seen
     else:
-        assert bare.kind == "error" and "could not emulate" in bare.message and "instruction bytes" in bare.message
-        assert set(fallbacks) <= {"int3", "popcnt", "stac", "clac", "xsave", "xrstor", "xsetbv", "movdqu"}
-        assert fallbacks and all(count >= 1 for count in fallbacks.values())
+        assert bare.kind == "error" and "could not emulate" in bare.message and "instruction bytes" in bare.message, seen
+        assert set(fallbacks) <= {"int3", "popcnt", "stac", "clac", "xsave", "xrstor", "xsetbv", "movdqu"}, seen
+        assert fallbacks and all(count >= 1 for count in fallbacks.values()), seen
 
 
 def test_syscall_probe_reports_a_ring(guest):

@@ -93,6 +93,20 @@ def test_outcomes_are_read_even_where_a_kernel_message_cut_a_test_s_line():
         ("test_a[kvm]", "PASSED"), ("test_b[kvm-reboot -f-reset]", "PASSED"), ("test_c[kvm]", "UNFINISHED")]
 
 
+def test_a_failed_inner_test_s_report_is_quoted_from_the_console():
+    console = ("tests/kvm/test_a.py::test_x FAILED [ 50%]\n"
+               "=================================== FAILURES ===================================\n"
+               "____________________________________ test_x ____________________________________\n"
+               "    def test_x():\n"
+               ">       assert 1 == 2\n"
+               "E       assert 1 == 2\n"
+               "____________________________________ test_y ____________________________________\n"
+               "E       unrelated\n")
+    assert failure_section(console, "test_x").splitlines()[-1] == "E       assert 1 == 2"
+    assert "unrelated" not in failure_section(console, "test_x")
+    assert "no report section" in failure_section(console, "test_z")
+
+
 @pytest.fixture(scope="module")
 def lane(tmp_path_factory) -> Lane:
     if os.environ.get(INSIDE_MARKER_ENV):
@@ -171,17 +185,34 @@ def test_inner_tests_passed_in_the_lane(lane, group):
     module, parameter, at_least = GROUPS[group]
     cases = [case for case in lane.cases if case.module.startswith(module) and parameter in case.name]
     assert len(cases) >= at_least, f"{len(cases)} of at least {at_least} ran; " + lane.explain()
-    assert_all_passed(cases)
+    assert_all_passed(cases, lane.result.output)
 
 
 def test_every_inner_test_passed(lane):
     """The groups above, and anything else the inner selection picked up: nothing failed or
     was skipped (a skip inside the lane means part of the hardware path went untested)."""
     assert lane.cases, lane.explain()
-    assert_all_passed(lane.cases)
+    assert_all_passed(lane.cases, lane.result.output)
     assert lane.result.status == 0, lane.explain()
 
 
-def assert_all_passed(cases: list[InnerCase]) -> None:
-    bad = [f"{case.module}::{case.name} {case.outcome}" for case in cases if case.outcome != "PASSED"]
-    assert not bad, "\n".join(bad) + "\n(the inner pytest's report of each is in the lane's console.log)"
+def failure_section(console: str, name: str, lines: int = 40) -> str:
+    """The end of the inner pytest's report on test `name` (its "___ name ___" section), so
+    that a failure inside the lane explains itself in the outer report."""
+    header = re.compile(r"^_{3,} " + re.escape(name) + r" _{3,}$")
+    section: list[str] | None = None
+    for line in console.splitlines():
+        line = KERNEL_MESSAGE.sub("", line)
+        if section is None:
+            section = [] if header.match(line) else None
+        elif re.match(r"^(_{3,} \S+ _{3,}|={3,} .* ={3,})$", line):
+            break
+        else:
+            section.append(line)
+    return "\n".join((section or ["(no report section found in the console)"])[-lines:])
+
+
+def assert_all_passed(cases: list[InnerCase], console: str) -> None:
+    bad = [case for case in cases if case.outcome != "PASSED"]
+    assert not bad, "\n".join(f"{case.module}::{case.name} {case.outcome}\n{failure_section(console, case.name)}"
+                               for case in bad)
