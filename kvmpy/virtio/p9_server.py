@@ -286,14 +286,24 @@ class Server:
             raise error(errno.EBADF)
         if target.is_dir:
             raise error(errno.EISDIR)
-        return (os.pread(target.fd, count, offset),)
+        try:
+            return (os.pread(target.fd, count, offset),)
+        except OSError as exc:
+            if exc.errno != errno.ESPIPE:
+                raise
+            return (os.read(target.fd, count),)  # a FIFO: no offsets
 
     def _write(self, fid: int, offset: int, data: bytes):
         target = self._fid(fid)
         self.export.check_writable()
         if target.fd is None or target.xattr:
             raise error(errno.EBADF)
-        return (os.pwrite(target.fd, data, offset),)
+        try:
+            return (os.pwrite(target.fd, data, offset),)
+        except OSError as exc:
+            if exc.errno != errno.ESPIPE:
+                raise
+            return (os.write(target.fd, data),)
 
     def _fsync(self, fid: int, datasync: int):
         target = self._fid(fid)
