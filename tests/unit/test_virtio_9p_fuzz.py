@@ -99,7 +99,8 @@ def message(rng: random.Random, tag: int) -> bytes:
     return bytes(data[:0x2000])
 
 
-def test_random_and_mutated_messages(tmp_path):
+@pytest.mark.parametrize("use_openat2", [pytest.param(True, id="openat2"), pytest.param(False, id="walk")])
+def test_random_and_mutated_messages(tmp_path, use_openat2):
     root = tmp_path / "export"
     (root / "sub").mkdir(parents=True)
     (root / "file").write_bytes(b"content")
@@ -111,7 +112,11 @@ def test_random_and_mutated_messages(tmp_path):
     os.symlink("../outside", root / "sub" / "outside")
     before = snapshot(str(tmp_path), skip=str(root))
 
-    guest = MockGuest(P9Device(str(root), "fuzz"))
+    device = P9Device(str(root), "fuzz")
+    if use_openat2 and not device.export.use_openat2:
+        pytest.skip("no openat2 on this kernel")
+    device.export.use_openat2 = use_openat2
+    guest = MockGuest(device)
     (queue,) = guest.driver.init(queue_sizes=[16])
     server = guest.device.server
     rng = random.Random(9)

@@ -14,7 +14,7 @@ from kvmpy.virtio import p9_server
 from kvmpy.virtio.p9_fs import Export, _probe_openat2
 from kvmpy.virtio.p9_server import Server
 
-from p9_client import O_RDONLY, O_RDWR, O_WRONLY, Client, P9Error
+from p9_client import O_RDONLY, O_RDWR, O_WRONLY, Client
 
 pytestmark = pytest.mark.virtio
 SECRET = b"outside the export: must never reach the guest"
