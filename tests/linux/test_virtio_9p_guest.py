@@ -162,3 +162,15 @@ def test_kvmpy_run_share_option(test_kernel, test_initrd, export):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
     assert (export / "hello.txt").read_text().strip() in result.stdout
     assert (export / "by-cli").read_text() == "made\n"
+
+
+@pytest.mark.pci
+def test_a_defconfig_kernel_mounts_a_share(defconfig_kernel, test_initrd, linux_accel, export):
+    """x86_64_defconfig has the 9p client and its virtio transport built in: no test-kernel
+    options needed."""
+    command = f"{mount('work')} && cat /mnt/hello.txt && echo defconfig > /mnt/from-defconfig"
+    result = run_command(defconfig_kernel, command, test_initrd, shares=((str(export), "work", False),),
+                         accel=linux_accel, timeout=900, cmdline="console=ttyS0 panic=-1 quiet")
+    assert result.ok, result.console[-3000:]
+    assert (export / "hello.txt").read_text().strip() in result.output
+    assert (export / "from-defconfig").read_text() == "defconfig\n"
