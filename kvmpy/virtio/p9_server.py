@@ -116,10 +116,12 @@ class Server:
             raise error(errno.ENOTDIR)
         return fid
 
-    def _opened(self, fid: Fid, fd: int, is_dir: bool) -> None:
+    def _room_to_open(self) -> None:
+        """Before opening anything (an O_TRUNC must not happen for a refused open)."""
         if self.open_count >= MAX_OPEN_FIDS:
-            os.close(fd)
             raise error(errno.ENFILE)
+
+    def _opened(self, fid: Fid, fd: int, is_dir: bool) -> None:
         fid.fd, fid.is_dir, fid.listing = fd, is_dir, []
         self.open_count += 1
 
@@ -263,6 +265,7 @@ class Server:
         target = self._fid(fid)
         if target.fd is not None or target.xattr:
             raise error(errno.EBADF)
+        self._room_to_open()
         fd = self.export.open_file(target.path, flags)
         st = os.fstat(fd)
         self._opened(target, fd, stat.S_ISDIR(st.st_mode))
@@ -272,6 +275,7 @@ class Server:
         target = self._dir_fid(fid)
         if target.fd is not None:
             raise error(errno.EBADF)
+        self._room_to_open()
         fd = self.export.create_file(target.path, name, flags, mode)
         self._opened(target, fd, False)
         target.path = target.path + (name,)

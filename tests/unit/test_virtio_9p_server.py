@@ -292,10 +292,14 @@ def test_device_nodes_in_the_export_are_not_opened(client, tree):
     assert client.errno_of("Tlopen", fid, O_RDWR) == errno.EACCES
 
 
-def test_too_many_open_fids(client, monkeypatch):
+def test_too_many_open_fids(client, tree, monkeypatch):
     monkeypatch.setattr(p9_server, "MAX_OPEN_FIDS", 3)
     fids = [client.open(b"hello.txt") for _ in range(3)]
     assert client.errno_of("Tlopen", client.walk(0, b"hello.txt"), O_RDONLY) == errno.ENFILE
+    assert client.errno_of("Tlopen", client.walk(0, b"sub", b"inner.txt"), O_WRONLY | os.O_TRUNC) == errno.ENFILE
+    assert client.errno_of("Tlcreate", client.walk(0), b"not-made", O_RDWR, 0o600, 0) == errno.ENFILE
+    assert (tree / "export" / "sub" / "inner.txt").read_bytes() == b"inner"  # refused before opening
+    assert not (tree / "export" / "not-made").exists()
     client.clunk(fids[0])
     client.open(b"hello.txt")
 
