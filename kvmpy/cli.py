@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import re
 import signal
 import sys
@@ -50,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="raw disk image as virtio-blk (repeatable; ',ro' for read-only)")
     run.add_argument("--net", action="append", default=[], metavar="auto|tap=NAME[,mac=MAC]",
                      help="virtio-net on a TAP: 'auto' creates one (removed at exit), 'tap=NAME' attaches")
+    run.add_argument("--share", action="append", default=[], metavar="PATH[,tag=NAME][,ro]",
+                     help="share a host directory as virtio-9p (repeatable; tag default: the directory's name); "
+                          "in the guest: mount -t 9p -o trans=virtio,version=9p2000.L TAG /mnt")
     run.add_argument("--rng", action="store_true", help="virtio-rng fed from the host's entropy")
     run.add_argument("--console", metavar="file=PATH", help="virtio-console (hvc0) whose output goes to PATH")
     run.add_argument("--virtio-path", choices=("eventfd", "exit"), default="eventfd",
@@ -137,8 +141,8 @@ def format_stats(stats: dict) -> str:
 
 
 def attach_virtio_devices(machine, args, resources: contextlib.ExitStack) -> None:
-    """The --disk/--net/--rng/--console devices, in that order (so disks are vda, vdb...)."""
-    if not (args.disk or args.net or args.rng or args.console):
+    """The --disk/--net/--share/--rng/--console devices, in that order (so disks are vda, vdb...)."""
+    if not (args.disk or args.net or args.share or args.rng or args.console):
         return  # and spare start-up the virtio imports
     from .virtio import BlockDevice, ConsoleDevice, NetDevice, RngDevice
 
@@ -158,6 +162,9 @@ def attach_virtio_devices(machine, args, resources: contextlib.ExitStack) -> Non
                 raise ConfigError(f"--net {spec}: the only option is ',mac=MAC'")
             mac = parse_mac(option[4:])
         machine.add_virtio(NetDevice(open_tap(backend_spec), mac=mac), fast, transport)
+    for spec in args.share:
+        path, tag, read_only = parse_share(spec)
+        machine.add_share(path, tag, read_only, fast, transport)
     if args.rng:
         machine.add_virtio(RngDevice(), fast, transport)
     if args.console:
@@ -169,6 +176,25 @@ def attach_virtio_devices(machine, args, resources: contextlib.ExitStack) -> Non
         except OSError as error:
             raise ConfigError(f"--console {path}: {error.strerror}") from None
         machine.add_virtio(ConsoleDevice(log.write), fast, transport)
+
+
+def parse_share(spec: str) -> tuple[str, str | None, bool]:
+    """--share PATH[,tag=NAME][,ro] as (path, tag or None for the default, read_only); the
+    directory must exist."""
+    path, *options = spec.split(",")
+    tag, read_only = None, False
+    for option in options:
+        if option == "ro":
+            read_only = True
+        elif option.startswith("tag=") and option[4:]:
+            tag = option[4:]
+        else:
+            raise ConfigError(f"--share {spec}: options are ',tag=NAME' and ',ro'")
+    if not path:
+        raise ConfigError(f"--share {spec}: no directory given")
+    if not os.path.isdir(path):
+        raise ConfigError(f"--share {path}: {'not a directory' if os.path.exists(path) else 'no such directory'}")
+    return path, tag, read_only
 
 
 def parse_mac(text: str) -> bytes:

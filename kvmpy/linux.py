@@ -8,6 +8,7 @@ exit status on the debug-exit port, so the status arrives even if the output is 
 from __future__ import annotations
 
 import base64
+import os
 import re
 import threading
 from typing import NamedTuple
@@ -90,6 +91,7 @@ def run_command(
     accel: str = "auto",
     cmdline: str = DEFAULT_CMDLINE,
     disks: tuple = (),
+    shares: tuple = (),
     rng: bool = False,
     net: str | None = None,
     virtio_path: str = "eventfd",
@@ -99,7 +101,9 @@ def run_command(
 ) -> CommandResult:
     """Boot `kernel` with `initrd`, run `command` in the guest, power off; return what happened.
 
-    `disks` are (path, read_only) pairs attached as virtio-blk (vda, vdb, ...); `rng` adds a
+    `disks` are (path, read_only) pairs attached as virtio-blk (vda, vdb, ...); `shares` host
+    directories as virtio-9p, each a path or a (path, tag[, read_only]) tuple, as --share (tag
+    None: the directory's name); `rng` adds a
     virtio-rng; `net` a virtio-net on a TAP ('auto' or 'tap=NAME', as --net); `virtio_path`
     is 'eventfd' (ioeventfd/irqfd where the accelerator has them) or 'exit', as --virtio-path;
     `virtio_transport` 'pci' or 'mmio', as --virtio-transport; `cpu` the CPU model, as --cpu.
@@ -121,6 +125,9 @@ def run_command(
             machine.add_virtio(BlockDevice(path, read_only=read_only), fast, virtio_transport)
         if net is not None:
             machine.add_virtio(NetDevice(open_tap(net)), fast, virtio_transport)
+        for share in shares:
+            path, tag, read_only = (share, None, False) if isinstance(share, (str, os.PathLike)) else (*share, False)[:3]
+            machine.add_share(os.fspath(path), tag, read_only, fast, virtio_transport)
         if rng:
             machine.add_virtio(RngDevice(), fast, virtio_transport)
         machine.load(kernel, command_cmdline(command, cmdline), initrd)

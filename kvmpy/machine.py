@@ -91,6 +91,20 @@ class Machine:
 
         return attach_virtio(self, device, fast_path, transport)
 
+    def add_share(self, path: str, tag: str | None = None, read_only: bool = False, fast_path: bool = True,
+                  transport: str = "pci"):
+        """Share the host directory `path` as virtio-9p under mount tag `tag` (default: the
+        directory's name, or share0, share1, ... when that is not a usable tag); the guest
+        mounts it with `mount -t 9p -o trans=virtio,version=9p2000.L TAG /mnt`."""
+        from .virtio.p9 import P9Device, default_tag
+
+        taken = {slot.transport.device.tag for slot in self.virtio_slots
+                 if isinstance(slot.transport.device, P9Device)}
+        tag = default_tag(path, taken) if tag is None else tag
+        if tag in taken:
+            raise ConfigError(f"9p mount tag {tag!r} is used twice")
+        return self.add_virtio(P9Device(path, tag, read_only=read_only), fast_path, transport)
+
     @property
     def vcpus(self):
         return self.accel.vcpus

@@ -18,6 +18,7 @@ from .device import VirtioDevice
 from .mmio import VirtioMmioTransport, virtio_mmio_cmdline
 from .net import NetDevice
 from .netbackend import MemoryBackend, NetBackend
+from .p9 import P9Device
 from .queue import VirtqueueError
 from .rng import RngDevice
 from .worker import EventFdIrqLine, IoEventFd, VirtioWorker
@@ -30,6 +31,7 @@ __all__ = [
     "MemoryBackend",
     "NetBackend",
     "NetDevice",
+    "P9Device",
     "RngDevice",
     "VirtioDevice",
     "VirtioMmioTransport",

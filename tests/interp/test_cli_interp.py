@@ -44,3 +44,27 @@ def test_too_many_vcpus_is_one_line_and_exit_code_2(guest):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "--cpus must be between 1 and 16" in lines[0]
+
+
+def test_share_of_a_missing_directory_is_one_line_and_exit_code_2(guest, tmp_path):
+    result = kvmpy_cli("run", guest("hello"), "--accel", "interp", "--share", str(tmp_path / "missing"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no such directory" in lines[0] and "missing" in lines[0], result.stderr
+
+
+def test_share_options_are_checked(guest, tmp_path):
+    (tmp_path / "file").write_text("")
+    for spec, message in ((f"{tmp_path},rw", "options are"), (f"{tmp_path / 'file'}", "not a directory"),
+                          (f"{tmp_path},tag=a b", "mount tag"), (",ro", "no directory")):
+        result = kvmpy_cli("run", guest("hello"), "--accel", "interp", "--share", spec)
+        assert result.returncode == 2 and message in result.stderr, (spec, result.stderr)
+    result = kvmpy_cli("run", guest("hello"), "--accel", "interp", "--share", f"{tmp_path},tag=t",
+                       "--share", f"{tmp_path},tag=t")
+    assert result.returncode == 2 and "used twice" in result.stderr
+
+
+def test_a_shared_directory_does_not_disturb_a_guest_that_ignores_it(guest, tmp_path):
+    result = kvmpy_cli("run", guest("hello"), "--accel", "interp", "--share", f"{tmp_path},ro")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Hello from a kvmpy guest")
