@@ -75,6 +75,25 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--stats", action="store_true", help="print exit and fallback counts when the VM stops")
     run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
+    execute = commands.add_parser(
+        "exec", help="boot KERNEL on the host's own / (read-only) and run one command in it",
+        description="Boot KERNEL with the host's / shared read-only as its root (virtio-9p; a tmpfs overlay on "
+                    "top when the kernel has overlayfs), run COMMAND in the current directory with PATH, HOME, "
+                    "TERM and LANG, print its stdout and stderr as they come, exit with its status "
+                    "(3: kernel panic, 124: --timeout, 125: the guest's init failed, 1: no status came back).")
+    execute.add_argument("kernel", help="bzImage (9p, virtio-pci and virtio-console built in: defconfig has them)")
+    execute.add_argument("argv", nargs=argparse.REMAINDER, metavar="[--] COMMAND...", help="what to run")
+    execute.add_argument("--rw", action="append", default=[], metavar="PATH",
+                         help="make the host directory PATH writable through (repeatable)")
+    execute.add_argument("--timeout", type=float, help="stop the guest after this many seconds (exit 124)")
+    execute.add_argument("--verbose", action="store_true", help="show the kernel log (on stderr) as well")
+    execute.add_argument("--mem", default="256M", help="guest RAM (default 256M)")
+    execute.add_argument("--cpus", type=int, default=1, help="number of vCPUs (default 1)")
+    execute.add_argument("--cmdline", default="", help="added to the kernel command line")
+    execute.add_argument("--accel", choices=("auto", "kvm", "interp"), default="auto",
+                         help="as for kvmpy run (auto: KVM where it runs Linux user space)")
+    execute.add_argument("--cpu", choices=MODEL_NAMES, default="max", help="the CPU model, as for kvmpy run")
+
     commands.add_parser("info", help="what this host's KVM can do, measured")
 
     bench = commands.add_parser("bench", help="measure native vs. emulated paths; print a table, write JSON")
@@ -115,6 +134,37 @@ def _run(args) -> int:
     if reason.kind in ("shutdown", "error", "timeout", "panic", "halted", "signal"):
         print(f"kvmpy: {reason.message}", file=sys.stderr)
     return reason.exit_code
+
+
+PANIC_LINES = 40  # of the kernel log shown when the kernel panics and --verbose was not given
+
+
+def _exec(args) -> int:
+    from .exec import exec_command
+
+    argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    if not os.path.isfile(args.kernel):
+        raise ConfigError(f"{args.kernel}: no such kernel image")
+    verbose = _flushed(sys.stderr.buffer) if args.verbose else None
+    result = exec_command(args.kernel, argv, rw=args.rw, accel=args.accel, cpus=args.cpus,
+                          mem_size=parse_size(args.mem), timeout=args.timeout, cmdline=args.cmdline, cpu=args.cpu,
+                          stdout=_flushed(sys.stdout.buffer), stderr=_flushed(sys.stderr.buffer), console=verbose,
+                          terminals=(sys.stdout.isatty(), sys.stderr.isatty()),
+                          notice=(lambda text: print(text, file=sys.stderr)) if args.verbose else None,
+                          while_running=_stopped_by_signals)
+    if result.stop.kind != "verdict":
+        if result.stop.kind == "panic" and not args.verbose:
+            print("\n".join(result.console.splitlines()[-PANIC_LINES:]), file=sys.stderr)
+        print(f"kvmpy: {result.stop.message}", file=sys.stderr)
+    return result.status
+
+
+def _flushed(stream):
+    """A sink writing bytes to `stream` at once: output is shown as the guest sends it."""
+    def write(data: bytes) -> None:
+        stream.write(data)
+        stream.flush()
+    return write
 
 
 def format_stats(stats: dict) -> str:
@@ -293,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="kvmpy: %(name)s: %(message)s")
     try:
-        return {"run": _run, "info": _info, "bench": _bench}[args.command](args)
+        return {"run": _run, "exec": _exec, "info": _info, "bench": _bench}[args.command](args)
     except ConfigError as error:
         if args.debug:
             raise

@@ -10,6 +10,10 @@ Installed with kvmpy (entry point `pytest11`), so a kernel project only configur
         result = kvmpy_linux.run("uname -r")
         assert result.status == 0 and result.output.startswith("6.")
 
+    def test_on_the_host_files(kvmpy_linux):      # kvmpy exec: the host's / as the root
+        result = kvmpy_linux.exec(["python3", "-c", "print(6 * 7)"])
+        assert result.status == 0 and result.stdout == b"42\n"
+
 The kernel needs an 8250 console, initrd support and (for `--cpus` > 1) an MP-table SMP
 kernel; the initramfs defaults to kvmpy's busybox one (needs Debian's busybox-static). When a
 test fails, the console of every guest it booted is attached to the report.
@@ -17,9 +21,14 @@ test fails, the console of every guest it booted is attached to the report.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
 from .linux import DEFAULT_CMDLINE, DEFAULT_MEM_SIZE, CommandResult, run_command
+
+if TYPE_CHECKING:
+    from .exec import ExecResult
 
 CONSOLE_TAIL = 40_000  # characters of console kept in a failure report
 
@@ -39,15 +48,35 @@ def pytest_addoption(parser):
 class LinuxGuest:
     """Runs commands in fresh boots of one kernel; remembers each console for failure reports."""
 
-    def __init__(self, kernel: str, initrd: str, accel: str, timeout: float):
-        self.kernel, self.initrd, self.accel, self.timeout = kernel, initrd, accel, timeout
+    def __init__(self, kernel: str, initrd: str | None, accel: str, timeout: float):
+        self.kernel, self._initrd, self.accel, self.timeout = kernel, initrd, accel, timeout
         self.consoles: list[tuple[str, str]] = []
+
+    @property
+    def initrd(self) -> str:
+        """The configured initramfs, or kvmpy's busybox one, built when `run` first needs it."""
+        if self._initrd is None:
+            from .initramfs import ensure_initramfs
+
+            self._initrd = str(ensure_initramfs())
+        return self._initrd
 
     def run(self, command: str, *, cpus: int = 1, mem_size: int = DEFAULT_MEM_SIZE, timeout: float | None = None,
             cmdline: str = DEFAULT_CMDLINE, disks: tuple = ()) -> CommandResult:
         result = run_command(self.kernel, command, self.initrd, cpus=cpus, mem_size=mem_size,
                              timeout=timeout or self.timeout, accel=self.accel, cmdline=cmdline, disks=disks)
         self.consoles.append((command, result.console))
+        return result
+
+    def exec(self, argv: list[str], *, rw: tuple = (), cwd: str | None = None, cpus: int = 1,
+             mem_size: int = DEFAULT_MEM_SIZE, timeout: float | None = None, cmdline: str = "") -> ExecResult:
+        """`kvmpy exec`: `argv` run in `cwd` (default: the test's) on the host's own / as the
+        guest's root; `rw` directories writable through. ExecResult has status, stdout, stderr."""
+        from .exec import exec_command
+
+        result = exec_command(self.kernel, argv, rw=rw, cwd=cwd, accel=self.accel, cpus=cpus, mem_size=mem_size,
+                              timeout=timeout or self.timeout, cmdline=cmdline)
+        self.consoles.append((" ".join(argv), result.console + "\n--- stderr\n" + result.stderr.decode(errors="replace")))
         return result
 
 
@@ -62,10 +91,6 @@ def kvmpy_linux(request) -> LinuxGuest:
     if not kernel:
         pytest.skip("no kernel configured for kvmpy_linux: pass --kvmpy-kernel or set kvmpy_kernel")
     initrd = _setting(config, "--kvmpy-initrd", "kvmpy_initrd")
-    if not initrd:
-        from .initramfs import ensure_initramfs
-
-        initrd = str(ensure_initramfs())
     accel = _setting(config, "--kvmpy-accel", "kvmpy_accel") or "auto"
     timeout = float(_setting(config, "--kvmpy-timeout", "kvmpy_timeout") or 600)
     guest = LinuxGuest(str(kernel), initrd, accel, timeout)

@@ -82,21 +82,37 @@ def build_guest(source: pathlib.Path, work_dir: pathlib.Path, out_dir: pathlib.P
     return target
 
 
+EXEC_INIT = HERE / "exec_init.c"  # kvmpy exec's init: a Linux user program, not a bare-metal guest
+EXEC_INIT_FLAGS = ["-static", "-nostdlib", "-ffreestanding", "-fno-stack-protector", "-fno-pie", "-no-pie",
+                   "-fno-asynchronous-unwind-tables", "-O2", "-Wall", "-Werror", "-Wl,--build-id=none"]
+
+
+def build_exec_init(work_dir: pathlib.Path, out_dir: pathlib.Path) -> pathlib.Path:
+    from kvmpy.exec.contract import c_header
+
+    (work_dir / "exec_init.h").write_text(c_header())
+    target = out_dir / "exec_init"
+    _run(["gcc", *EXEC_INIT_FLAGS, "-I", str(work_dir), "-o", str(target), str(EXEC_INIT)])
+    return target
+
+
 def build_all(out_dir: pathlib.Path = DEFAULT_OUT) -> list[pathlib.Path]:
-    for tool in ("as", "ld"):
+    for tool in ("as", "ld", "gcc"):
         if shutil.which(tool) is None:
-            raise SystemExit(f"guest build needs GNU binutils ('{tool}' not found): apt-get install binutils")
+            raise SystemExit(f"guest build needs GNU binutils and gcc ('{tool}' not found): "
+                             "apt-get install binutils gcc")
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="kvmpy-guests-") as tmp:
         work_dir = pathlib.Path(tmp)
         (work_dir / "layout.inc").write_text(layout_include())
-        return [build_guest(source, work_dir, out_dir) for source in sources()]
+        return [build_guest(source, work_dir, out_dir) for source in sources()] + [build_exec_init(work_dir, out_dir)]
 
 
 def fingerprint() -> str:
     """A hash of every input, so callers can cache builds."""
     digest = hashlib.sha256(layout_include().encode())
-    for path in sorted(HERE.glob("*.S")) + sorted(HERE.glob("*.inc")) + [NATIVE / "compute_blocks.inc",
+    digest.update(__import__("kvmpy.exec.contract", fromlist=["c_header"]).c_header().encode())
+    for path in sorted(HERE.glob("*.S")) + sorted(HERE.glob("*.inc")) + [EXEC_INIT, NATIVE / "compute_blocks.inc",
                                                                           pathlib.Path(__file__)]:
         digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()[:16]
