@@ -16,6 +16,7 @@ from .core import run_core
 from .distro import run_distro
 from .io import run_io
 from .nested import run_nested
+from .oneshot import run_oneshot
 from .report import Missing, Report
 
 # repeats, port-I/O exits per run, ring-3 / ring-0 (KVM) / interpreter loop iterations
@@ -60,6 +61,7 @@ def run_suite(quick: bool, json_path: str, kernel: str | None = None, initrd: st
             initrd = str(ensure_initramfs(sys.stderr))
         run_boot(report, kernel, initrd, sizes["boot_repeats"], sizes["boot_kvm"], BOOT_TIMEOUT, progress=progress)
         run_io(report, kernel, initrd, quick, progress=progress)
+        run_oneshot(report, kernel, sizes["repeats"], BOOT_TIMEOUT, progress=progress)
     if distro:
         run_distro(report, DISTRO_TIMEOUT, progress=progress)
     else:

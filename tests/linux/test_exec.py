@@ -6,6 +6,7 @@ reaches the host) and the defconfig kernel (no overlayfs: a read-only root with 
 import os
 import pathlib
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -119,3 +120,16 @@ def test_exec(kvmpy_linux):
     result = pytester.runpytest_subprocess(f"--kvmpy-kernel={test_kernel}", "--kvmpy-accel=interp",
                                            "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def test_the_bench_row_measures_kvmpy_exec_and_qemu_on_the_same_kernel_and_init(test_kernel):
+    from kvmpy.bench.oneshot import run_oneshot
+    from kvmpy.bench.report import Report
+
+    report = Report()
+    run_oneshot(report, test_kernel, 1, TIMEOUT, progress=lambda message: None)
+    names = [figure.name for figure in report.figures]
+    assert any("kvmpy exec" in name for name in names), report.missing
+    assert [ratio.name for ratio in report.ratios] == ["kvmpy exec -- true, interp: wall seconds"]
+    if shutil.which("qemu-system-x86_64"):
+        assert any("QEMU TCG" in name for name in names), report.missing
