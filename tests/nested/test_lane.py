@@ -177,6 +177,7 @@ GROUPS = {
     "a multiboot kernel starts its second vCPU by INIT/SIPI": ("tests.machine.test_multiboot", "[kvm-2cpus]", 1),
     "defconfig kernel: disk and network over virtio-pci": ("tests.linux.test_defconfig", "[kvm]", 1),
     "Debian 12 to multi-user.target on virtio-blk, powered off through ACPI": ("tests.linux.test_distro", "[kvm]", 1),
+    "kvmpy exec: the host's root over 9p, --rw, streams and statuses under KVM": ("tests.linux.test_exec", "[kvm]", 3),
 }
 
 
