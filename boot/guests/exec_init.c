@@ -6,7 +6,7 @@
  * linked helper (sh, mount, chroot, dd) costs tens of milliseconds of loader work.
  * Its contract with kvmpy/exec (job.py writes the job, session.py reads the ports):
  *
- *   init JOBDIR          (the kernel passes what follows "--" on its command line)
+ *   init ... JOBDIR      (the kernel passes what follows "--" on its command line last)
  *   JOBDIR/argv, env     NUL-terminated strings: the command and its environment
  *   JOBDIR/cwd           the directory to run it in
  *   JOBDIR/rw            NUL-terminated pairs TAG, PATH: read-write 9p shares for PATH
@@ -248,7 +248,7 @@ static void start(int argc, char **argv)
 {
     static const char *overlay_data =
         "lowerdir=/,upperdir=" OVERLAY_DIR "/upper,workdir=" OVERLAY_DIR "/work";
-    const char *job = argc > 1 ? argv[1] : 0;
+    const char *job = argc > 1 ? argv[argc - 1] : 0;  /* last: unknown words of the command line come first */
     char path[4096];
 
     mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV, 0);
