@@ -140,6 +140,9 @@ class DebugSession:
         """`listener()` is called (from any thread) when a stop event is queued."""
         self._listeners.append(listener)
 
+    def remove_listener(self, listener: Callable[[], None]) -> None:
+        self._listeners.remove(listener)
+
     def _notify(self) -> None:
         for listener in list(self._listeners):
             listener()
