@@ -236,6 +236,8 @@ class InterpRunner:
             self.debug.wake()
 
     def _loop(self) -> StopReason | None:
+        if self.debug is not None:  # a step asked for before this thread started
+            self._debug_step = self.debug.park(self.index)
         while self._wait_until_runnable():
             if self._debug_step:
                 self._debug_step = False

@@ -127,15 +127,22 @@ class VcpuRunner:
                 self._paused.set()
                 self._resume.wait()
             elif self.debug_hold:
-                step = self.debug.park(self.vcpu.index)
-                if not self._stop_requested:
-                    self.debug_stepping = step
-                    self.debug.backend.arm(self, step)
+                self._debug_park()
             else:
                 break
         return not self._stop_requested
 
+    def _debug_park(self) -> None:
+        """Wait while the debugger holds this vCPU, then arm what it asked for (in this thread:
+        KVM_SET_GUEST_DEBUG must not race with KVM_RUN)."""
+        step = self.debug.park(self.vcpu.index)
+        if not self._stop_requested:
+            self.debug_stepping = step
+            self.debug.backend.arm(self, step)
+
     def _loop(self) -> StopReason | None:
+        if self.debug is not None:
+            self._debug_park()  # breakpoints armed (or a step asked for) before this thread started
         vcpu, buses, run_state, run_bytes = self.vcpu, self.buses, self.vcpu.run_state, self.vcpu.run_bytes
         run = vcpu.run
         while True:
@@ -145,6 +152,7 @@ class VcpuRunner:
             result = run()
             if result < 0:
                 if result in (-errno.EINTR, -errno.EAGAIN):
+                    run_state.immediate_exit = 0  # served: a kick meant for a request set it first
                     continue
                 raise KvmError("KVM_RUN", -result)
             self.exit_count += 1
