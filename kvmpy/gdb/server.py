@@ -147,12 +147,12 @@ class GdbServer:
                     return
                 if connection is not None:
                     connection.collect_stop()
-            if self._listener in readable:
-                self._accept()
-            if connection is not None and connection.sock in readable:
+            if connection is not None and connection.sock in readable:  # before accepting: it may be an EOF
                 if not connection.receive():
                     connection.close()
                     self._connection = None
+            if self._listener in readable:
+                self._accept()
 
     def _accept(self) -> None:
         sock, peer = self._listener.accept()
