@@ -73,6 +73,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="instructions the interpreter may run per KVM emulation failure, staying in ring 0 "
                           "(default 1: just the failing one); 0 = no fallback, stop with the failure")
     run.add_argument("--stats", action="store_true", help="print exit and fallback counts when the VM stops")
+    run.add_argument("--gdb", metavar="tcp:HOST:PORT|unix:PATH",
+                     help="serve the GDB remote protocol there (one gdb at a time; `target remote HOST:PORT`)")
+    run.add_argument("--gdb-wait", action="store_true",
+                     help="with --gdb: run no guest instruction until gdb attaches and continues")
     run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     execute = commands.add_parser(
@@ -126,9 +130,12 @@ def _run(args) -> int:
                                                      cpu=args.cpu) as machine:
         attach_virtio_devices(machine, args, resources)
         machine.load(image, args.cmdline, args.initrd)
+        gdb = _gdb_server(machine, args, resources)
         quit_reason = lambda: machine.request_stop(_user_quit())  # noqa: E731
         with Console(on_input=machine.serial.enqueue_input, on_quit=quit_reason), _stopped_by_signals(machine):
             reason = machine.run(timeout=args.timeout)
+        if gdb is not None:
+            gdb.finish(reason.exit_code)
         if args.stats:
             print(format_stats(machine.stats()), file=sys.stderr)
     if reason.kind in ("shutdown", "error", "timeout", "panic", "halted", "signal"):
@@ -165,6 +172,25 @@ def _flushed(stream):
         stream.write(data)
         stream.flush()
     return write
+
+
+def _gdb_server(machine, args, resources: contextlib.ExitStack):
+    """The gdb stub of --gdb, listening (and announced on stderr) before the guest starts."""
+    if args.gdb is None:
+        if args.gdb_wait:
+            raise ConfigError("--gdb-wait needs --gdb tcp:HOST:PORT or unix:PATH")
+        return None
+    from .exits.kinds import StopReason
+    from .gdb import GdbServer
+
+    session = machine.attach_debugger(hold_at_start=args.gdb_wait)
+    server = GdbServer(session, args.gdb,
+                       on_kill=lambda: machine.request_stop(StopReason("quit", 0, "killed by gdb")))
+    resources.callback(server.close)
+    server.start()
+    waiting = " (the guest starts when gdb continues)" if args.gdb_wait else ""
+    print(f"kvmpy: gdb stub listening on {server.address}{waiting}", file=sys.stderr, flush=True)
+    return server
 
 
 def format_stats(stats: dict) -> str:

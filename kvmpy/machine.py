@@ -83,6 +83,7 @@ class Machine:
         self.started_at: float | None = None
         self.stopped_at: float | None = None
         self.virtio_slots = []  # see virtio_slots.attach_virtio; announced on the cmdline
+        self.debug = None  # the DebugSession of attach_debugger
 
     def add_virtio(self, device, fast_path: bool = True, transport: str = "pci"):
         """Attach a virtio device over virtio-pci or virtio-mmio (before `load`, which writes
@@ -177,6 +178,15 @@ class Machine:
         self.accel.start(self.image)
         return self.image
 
+    def attach_debugger(self, hold_at_start: bool = False):
+        """The vCPUs' debug control (kvmpy/accel/debug.py) for a debugger such as kvmpy/gdb;
+        `hold_at_start`: no vCPU runs a single instruction until the debugger resumes it."""
+        from .accel.debug import DebugSession
+
+        if self.debug is None:
+            self.debug = DebugSession(self.runners, self.accel.debug_backend(), hold_at_start)
+        return self.debug
+
     def request_stop(self, reason: StopReason) -> None:
         """Stop the VM for `reason`; the first reason given wins. Safe from any thread."""
         reason = self.panic_watch.explain(reason)
@@ -199,6 +209,8 @@ class Machine:
             while not self._stopped.wait(self._next_check(deadline)):
                 if deadline is not None and time.monotonic() >= deadline:
                     self.request_stop(StopReason("timeout", 124, f"the guest was still running after {timeout} s"))
+                elif self.debug is not None and self.debug.holding:
+                    continue  # held by the debugger: not the guest's doing
                 elif self.accel.halted_for_good(self.runners):
                     self.request_stop(self._halted_for_good())
         except KeyboardInterrupt:

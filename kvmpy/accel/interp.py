@@ -61,6 +61,12 @@ class InterpAccelerator:
             start_vcpu(KvmRegisterView(runner.vcpu), self.memory, image.mode, image.entry, image.registers)
             runner.waiting_for_startup = False
 
+    def debug_backend(self):
+        """What a debugger drives under the interpreter (kvmpy/accel/interp_debug.py)."""
+        from .interp_debug import InterpDebug
+
+        return InterpDebug(self.memory, self.vcpus)
+
     def halted_for_good(self, runners) -> bool:
         """Every vCPU is parked: in HLT with interrupts disabled, or waiting for a STARTUP that
         no running vCPU is left to send. vCPUs are held one at a time to read their state."""

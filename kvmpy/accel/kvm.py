@@ -71,6 +71,13 @@ class KvmAccelerator:
             if not image.boot_cpu_only:
                 vcpu.set_mp_state(lib.KVM_MP_STATE_RUNNABLE)
 
+    def debug_backend(self):
+        """What a debugger drives under KVM (kvmpy/accel/kvm_debug.py)."""
+        from .kvm_debug import KvmDebug
+
+        flags = self.kvm.check_extension(lib.KVM_CAP_SET_GUEST_DEBUG2)  # the KVM_GUESTDBG_* bits this KVM takes
+        return KvmDebug(self.memory, self.vcpus, block_irq=bool(flags & lib.KVM_GUESTDBG_BLOCKIRQ))
+
     def halted_for_good(self, runners) -> bool:
         """Every vCPU sits in HLT with interrupts disabled: nothing but an NMI could wake it.
         vCPUs are held one at a time just long enough to read their state."""

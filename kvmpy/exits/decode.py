@@ -59,7 +59,7 @@ def _decode_rare(run, reason: int):
     if reason == lib.KVM_EXIT_FAIL_ENTRY:
         return FailEntry(run.fail_entry.hardware_entry_failure_reason, run.fail_entry.cpu)
     if reason == lib.KVM_EXIT_DEBUG:
-        return GuestDebug(run.debug.arch.exception, run.debug.arch.pc)
+        return GuestDebug(run.debug.arch.exception, run.debug.arch.pc, run.debug.arch.dr6)
     return UnknownExit(reason)
 
 

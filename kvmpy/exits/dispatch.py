@@ -12,6 +12,7 @@ from ..bus import Bus
 from ..native import lib
 from .kinds import (
     RESUME,
+    Debug,
     GuestDebug,
     Fallback,
     FailEntry,
@@ -120,5 +121,5 @@ def _handle_rare(exit):
     if kind is FailEntry:
         return Unhandled(exit, f"VM entry failed, hardware reason {exit.hardware_reason:#x}")
     if kind is GuestDebug:
-        return Unhandled(exit, f"debug exception {exit.exception} at {exit.pc:#x}")
+        return Debug(exit)  # only a debugger enables these exits: the vCPU loop hands it over
     return Unhandled(exit, f"unknown exit reason {getattr(exit, 'reason', exit)}")

@@ -12,7 +12,7 @@ from collections import namedtuple
 __all__ = [
     "PortOut", "PortIn", "MmioWrite", "MmioRead", "Halt", "Shutdown", "SystemEvent",
     "InternalError", "FailEntry", "GuestDebug", "Interrupted", "UnknownExit",
-    "Resume", "Stop", "Fallback", "Unhandled", "StopReason", "RESUME",
+    "Resume", "Stop", "Fallback", "Debug", "Unhandled", "StopReason", "RESUME",
 ]  # fmt: skip
 
 
@@ -41,7 +41,8 @@ Shutdown = _record("Shutdown", "", "The guest triple-faulted (or otherwise force
 Interrupted = _record("Interrupted", "", "KVM_RUN returned because the vCPU was kicked.")
 SystemEvent = _record("SystemEvent", "kind data", "KVM_SYSTEM_EVENT_{SHUTDOWN,RESET,CRASH,...}.", ((),))
 FailEntry = _record("FailEntry", "hardware_reason cpu", "VM entry failed (bad guest state).")
-GuestDebug = _record("GuestDebug", "exception pc", "A debug exception with guest debugging enabled.")
+GuestDebug = _record("GuestDebug", "exception pc dr6",
+                     "A debug exception (#DB: 1, #BP: 3) with guest debugging enabled; `dr6` says which #DB.", (0,))
 UnknownExit = _record("UnknownExit", "reason", "An exit reason kvmpy does not know.")
 
 
@@ -76,4 +77,5 @@ Resume = _record("Resume", "response", "Enter the guest again, first writing `re
 RESUME = Resume()
 Stop = _record("Stop", "reason", "Stop the VM for `reason` (a StopReason).")
 Fallback = _record("Fallback", "exit", "KVM cannot emulate the instruction at RIP: software must run it.")
+Debug = _record("Debug", "exit", "A breakpoint, watchpoint or single step of the attached debugger (a GuestDebug exit).")
 Unhandled = _record("Unhandled", "exit why", "Nobody knows what to do; reported with registers.", ("",))

@@ -47,6 +47,14 @@ class StopReason(enum.IntEnum):
     IO_ERROR = lib.INTERP_STOP_IO_ERROR
     REQUEST = lib.INTERP_STOP_REQUEST
     UNIMPLEMENTED = lib.INTERP_STOP_UNIMPLEMENTED
+    BREAKPOINT = lib.INTERP_STOP_BREAKPOINT
+    WATCHPOINT = lib.INTERP_STOP_WATCHPOINT
+
+
+class WatchKind(enum.IntFlag):
+    """What a watchpoint of `SoftCpu.set_watchpoints` watches."""
+    READ = lib.INTERP_WATCH_READ
+    WRITE = lib.INTERP_WATCH_WRITE
 
 
 @dataclass
@@ -99,6 +107,7 @@ class SoftCpu:
         self._c.nregions = len(self._buffers)
         self._handle = ffi.new_handle(self)
         self._c.ctx = self._handle
+        self._breakpoints = self._watches = ffi.NULL  # the arrays behind _c.breakpoints/_c.watches
 
     # ---- raw access -------------------------------------------------------------------
     @property
@@ -247,9 +256,38 @@ class SoftCpu:
         """Mnemonic of the instruction at CS:RIP."""
         return ffi.string(lib.interp_mnemonic(self._c)).decode()
 
-    def run(self, max_insns: int, stop_on_cpl3: bool = False, stop_on_unimplemented: bool = False) -> RunResult:
+    # ---- debugger support -------------------------------------------------------------
+    def set_breakpoints(self, addresses) -> None:
+        """The linear addresses a run with `breakpoints=True` stops before (StopReason.BREAKPOINT).
+        Only between runs: the interpreter reads the array while it runs."""
+        addresses = list(addresses)
+        self._breakpoints = ffi.new("uint64_t[]", addresses) if addresses else ffi.NULL
+        self._c.breakpoints = self._breakpoints
+        self._c.nbreakpoints = len(addresses)
+
+    def set_watchpoints(self, watches) -> None:
+        """(linear address, length, WatchKind) triples: a data access that overlaps one ends
+        the run after its instruction with StopReason.WATCHPOINT (see `watch_hit`)."""
+        watches = list(watches)
+        self._watches = ffi.new("struct interp_watch[]", len(watches)) if watches else ffi.NULL
+        for slot, (address, length, kind) in enumerate(watches):
+            self._watches[slot].addr, self._watches[slot].len, self._watches[slot].kind = address, length, int(kind)
+        self._c.watches = self._watches
+        self._c.nwatches = len(watches)
+
+    @property
+    def watch_hit(self) -> int | None:
+        """Index (in set_watchpoints' order) of the watchpoint behind StopReason.WATCHPOINT."""
+        return self._c.watch_hit if self._c.watch_hit >= 0 else None
+
+    def run(self, max_insns: int, stop_on_cpl3: bool = False, stop_on_unimplemented: bool = False,
+            breakpoints: bool = False, no_interrupts: bool = False) -> RunResult:
+        """Run up to `max_insns` instructions. `breakpoints`: stop at set_breakpoints'
+        addresses; `no_interrupts`: deliver no interrupt or NMI (a debugger's single step)."""
         flags = (lib.INTERP_RUN_STOP_ON_CPL3 if stop_on_cpl3 else 0) | \
-                (lib.INTERP_RUN_STOP_ON_UNIMPL if stop_on_unimplemented else 0)
+                (lib.INTERP_RUN_STOP_ON_UNIMPL if stop_on_unimplemented else 0) | \
+                (lib.INTERP_RUN_BREAKPOINTS if breakpoints else 0) | \
+                (lib.INTERP_RUN_NO_IRQ if no_interrupts else 0)
         self.error = None
         before = self._c.insn_count
         previous = getattr(_running, "cpu", None)

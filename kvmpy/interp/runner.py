@@ -149,6 +149,9 @@ class InterpRunner:
         self._resume = threading.Event()
         self._exited = False
         self._thread: threading.Thread | None = None
+        self.debug = None          # the DebugSession (kvmpy/accel/debug.py) while a debugger is attached
+        self.debug_hold = False    # the debugger wants this vCPU parked between batches
+        self._debug_step = False   # released to run one instruction
         self.lapic.listener = self._on_apic_event
 
     @property
@@ -166,10 +169,16 @@ class InterpRunner:
         with self._cond:
             self._cond.notify_all()
 
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop_requested
+
     def request_stop(self) -> None:
         self._stop_requested = True
         self._resume.set()
         self.kick()
+        if self.debug is not None:
+            self.debug.wake()
 
     def pause(self, timeout: float | None = None) -> bool:
         """Hold the vCPU between batches (for state inspection); True once it is held (or its
@@ -184,6 +193,12 @@ class InterpRunner:
         if not self._exited:
             self._paused.clear()
         self._resume.set()
+
+    @property
+    def running(self) -> bool:
+        """The thread has started and not yet ended."""
+        thread = self._thread
+        return thread is not None and thread.is_alive()
 
     def join(self, timeout: float | None = None) -> bool:
         if self._thread is not None:
@@ -217,25 +232,47 @@ class InterpRunner:
             self.on_stop(reason)
         self._exited = True
         self._paused.set()  # a pause that raced with the end of the thread returns at once
+        if self.debug is not None:
+            self.debug.wake()
 
     def _loop(self) -> StopReason | None:
+        if self.debug is not None:  # a step asked for before this thread started
+            self._debug_step = self.debug.park(self.index)
         while self._wait_until_runnable():
-            reason = self._finish(self.vcpu.run(self.batch, stop_on_unimplemented=True))
+            if self._debug_step:
+                self._debug_step = False
+                self.vcpu.raw.stop_request = 0  # a kick left from the hold would end the step before it began
+                result = self.vcpu.run(1, no_interrupts=True)
+                self.debug.report(self.debug.backend.stop_for(self.index, result.reason))
+            else:
+                debug = self.debug
+                result = self.vcpu.run(self.batch, stop_on_unimplemented=True,
+                                       breakpoints=debug is not None and debug.backend.breakpoints_armed)
+                if result.reason in (RunEnd.BREAKPOINT, RunEnd.WATCHPOINT):
+                    debug.report(debug.backend.stop_for(self.index, result.reason))
+                    continue
+            reason = self._finish(result)
             if reason is not None:
                 return reason
         return None
 
     def _wait_until_runnable(self) -> bool:
-        """Serve requests and events until the vCPU can run a batch; False: the VM stops."""
+        """Serve requests and events until the vCPU can run a batch (or, released by the
+        debugger to step, one instruction); False: the VM stops."""
         while not self._stop_requested:
             if self._pause_requested:
                 self._paused.set()
                 self._resume.wait()
                 continue
+            if self.debug_hold:
+                self._debug_step = self.debug.park(self.index)
+                if self._debug_step:
+                    return not self._stop_requested
+                continue
             with self._cond:
                 if self._ready():
                     return True
-                if not (self._stop_requested or self._pause_requested):
+                if not (self._stop_requested or self._pause_requested or self.debug_hold):
                     self._cond.wait(self._sleep_seconds())
         return False
 

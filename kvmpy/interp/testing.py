@@ -226,8 +226,10 @@ class Machine:
         if mode != "real":
             build_tables(self.memory, 64 if mode == "long" else 32)
 
-    def run(self, code: bytes, regs: dict[str, int] | None = None, cpl: int = 0, memory_setup=None,
-            max_insns: int = 1_000_000, xmm: dict[int, int] | None = None) -> SnippetResult:
+    def prepare(self, code: bytes, regs: dict[str, int] | None = None, cpl: int = 0, memory_setup=None,
+                xmm: dict[int, int] | None = None) -> None:
+        """Reset the CPU and put `code` at its start, as `run` does, without running it (for
+        tests that drive SoftCpu.run themselves)."""
         cpu, mem, mode = self.cpu, self.memory, self.mode
         cpu.reset()
         mem.write_int(MAILBOX, 4, NO_EXCEPTION)
@@ -246,6 +248,11 @@ class Machine:
             cpu.set_xmm(index, value)
         if regs:
             cpu.set_regs(**regs)
+
+    def run(self, code: bytes, regs: dict[str, int] | None = None, cpl: int = 0, memory_setup=None,
+            max_insns: int = 1_000_000, xmm: dict[int, int] | None = None) -> SnippetResult:
+        cpu, mem, mode = self.cpu, self.memory, self.mode
+        self.prepare(code, regs, cpl, memory_setup, xmm)
         result = cpu.run(max_insns)
         out = {name: cpu.get(name) for name in GPR_NAMES}
         out["rip"] = cpu.get("rip")

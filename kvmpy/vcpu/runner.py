@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from ..errors import GuestError, KvmError
 from ..exits import Buses, decode_exit, handle_exit
-from ..exits.kinds import Fallback, Resume, Stop, StopReason, Unhandled
+from ..exits.kinds import Debug, Fallback, Resume, Stop, StopReason, Unhandled
 from ..native import lib
 
 log = logging.getLogger("kvmpy.vcpu")
@@ -52,6 +52,9 @@ class VcpuRunner:
         self._paused = threading.Event()
         self._resume = threading.Event()
         self._thread: threading.Thread | None = None
+        self.debug = None          # the DebugSession (kvmpy/accel/debug.py) while a debugger is attached
+        self.debug_hold = False    # the debugger wants this vCPU parked outside KVM_RUN
+        self.debug_stepping = False
         _install_kick_handler()
 
     # --- control from other threads ----------------------------------------------------------
@@ -69,10 +72,16 @@ class VcpuRunner:
             except ProcessLookupError:  # it just finished
                 pass
 
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop_requested
+
     def request_stop(self) -> None:
         self._stop_requested = True
         self._resume.set()
         self.kick()
+        if self.debug is not None:
+            self.debug.wake()
 
     def pause(self, timeout: float | None = None) -> bool:
         """Hold the vCPU outside KVM_RUN (for state inspection); True once it is held."""
@@ -85,6 +94,12 @@ class VcpuRunner:
         self._pause_requested = False
         self._paused.clear()
         self._resume.set()
+
+    @property
+    def running(self) -> bool:
+        """The thread has started and not yet ended."""
+        thread = self._thread
+        return thread is not None and thread.is_alive()
 
     def join(self, timeout: float | None = None) -> bool:
         if self._thread is not None:
@@ -101,25 +116,43 @@ class VcpuRunner:
             reason = StopReason.error(f"vCPU {self.vcpu.index}: {error}")
         if reason is not None:
             self.on_stop(reason)
+        if self.debug is not None:
+            self.debug.wake()
 
     def _handle_requests(self) -> bool:
-        """Serve pause/stop after a kick; False when the thread must end."""
+        """Serve pause/stop and the debugger's hold after a kick; False when the thread must end."""
         self.vcpu.run_state.immediate_exit = 0
-        while self._pause_requested and not self._stop_requested:
-            self._paused.set()
-            self._resume.wait()
+        while not self._stop_requested:
+            if self._pause_requested:
+                self._paused.set()
+                self._resume.wait()
+            elif self.debug_hold:
+                self._debug_park()
+            else:
+                break
         return not self._stop_requested
 
+    def _debug_park(self) -> None:
+        """Wait while the debugger holds this vCPU, then arm what it asked for (in this thread:
+        KVM_SET_GUEST_DEBUG must not race with KVM_RUN)."""
+        step = self.debug.park(self.vcpu.index)
+        if not self._stop_requested:
+            self.debug_stepping = step
+            self.debug.backend.arm(self, step)
+
     def _loop(self) -> StopReason | None:
+        if self.debug is not None:
+            self._debug_park()  # breakpoints armed (or a step asked for) before this thread started
         vcpu, buses, run_state, run_bytes = self.vcpu, self.buses, self.vcpu.run_state, self.vcpu.run_bytes
         run = vcpu.run
         while True:
-            if self._stop_requested or self._pause_requested:
+            if self._stop_requested or self._pause_requested or self.debug_hold:
                 if not self._handle_requests():
                     return None
             result = run()
             if result < 0:
                 if result in (-errno.EINTR, -errno.EAGAIN):
+                    run_state.immediate_exit = 0  # served: a kick meant for a request set it first
                     continue
                 raise KvmError("KVM_RUN", -result)
             self.exit_count += 1
@@ -132,8 +165,13 @@ class VcpuRunner:
                 continue
             if type(action) is Stop:
                 return action.reason
+            if self.debug is not None and type(action) in (Debug, Fallback):
+                if self.debug.backend.debug_exit(self, action):
+                    continue  # a breakpoint, watchpoint or step end: reported, and parked next
             if type(action) is Fallback and self.fallback is not None:
                 self.fallback(vcpu, action)
+                if self.debug_stepping:  # the step's instruction ran in the interpreter
+                    self.debug.backend.step_done(self)
                 continue
             raise GuestError(describe_unhandled(vcpu, action))
 

@@ -113,6 +113,14 @@ class Vcpu:
     def set_vcpu_events(self, events) -> None:
         ioctl(self.fd, lib.KVM_SET_VCPU_EVENTS, events, "KVM_SET_VCPU_EVENTS")
 
+    def set_guest_debug(self, control: int, debugregs=()) -> None:
+        """KVM_SET_GUEST_DEBUG: `control` is KVM_GUESTDBG_* bits, `debugregs` DR0-DR7 as the
+        debugger wants them (used with KVM_GUESTDBG_USE_HW_BP; DR4/DR5 are ignored)."""
+        debug = ffi.new("struct kvm_guest_debug *", {"control": control})
+        for index, value in enumerate(debugregs):
+            debug.arch.debugreg[index] = value
+        ioctl(self.fd, lib.KVM_SET_GUEST_DEBUG, debug, "KVM_SET_GUEST_DEBUG")
+
     def regs_dict(self) -> dict[str, int]:
         regs = self.get_regs()
         return {name: getattr(regs, name) for name in REG_NAMES}

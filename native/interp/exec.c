@@ -831,3 +831,28 @@ void exec_chunk(struct interp_cpu *cpu, uint64_t chunk_end)
         exec_one_inline(cpu);
     } while (cpu->insn_count < chunk_end && !p->attention);
 }
+
+/* The linear address of the next instruction, as a debugger's breakpoints name it. */
+static uint64_t code_linear(struct interp_cpu *cpu)
+{
+    if (P(cpu)->code64)
+        return cpu->rip;
+    return (cpu->seg[INTERP_CS].base + cpu->rip) & 0xffffffffULL;
+}
+
+/* exec_chunk for a run with INTERP_RUN_BREAKPOINTS: before each instruction, stop if its
+ * address is a breakpoint (a separate loop, so runs without a debugger pay nothing). */
+void exec_chunk_breakpoints(struct interp_cpu *cpu, uint64_t chunk_end)
+{
+    struct interp_priv_storage *p = P(cpu);
+    do {
+        uint64_t la = code_linear(cpu);
+        for (uint32_t i = 0; i < cpu->nbreakpoints; i++) {
+            if (cpu->breakpoints[i] == la) {
+                p->stop = INTERP_STOP_BREAKPOINT;
+                return;
+            }
+        }
+        exec_one_inline(cpu);
+    } while (cpu->insn_count < chunk_end && !p->attention);
+}

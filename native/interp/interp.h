@@ -414,6 +414,7 @@ static inline void check_callback(struct interp_cpu *cpu)
 /* ---- exec.c / exec0f.c ---- */
 void exec_one(struct interp_cpu *cpu);
 void exec_chunk(struct interp_cpu *cpu, uint64_t chunk_end);
+void exec_chunk_breakpoints(struct interp_cpu *cpu, uint64_t chunk_end);
 void exec_0f(struct interp_cpu *cpu, struct insn *in);
 uint64_t rm_read_mem(struct interp_cpu *cpu, struct insn *in, int size);
 void rm_write_mem(struct interp_cpu *cpu, struct insn *in, int size, uint64_t v);

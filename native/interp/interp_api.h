@@ -21,13 +21,32 @@ enum interp_stop {
     INTERP_STOP_CPL3 = 3,          /* next instruction runs at CPL 3 (INTERP_RUN_STOP_ON_CPL3) */
     INTERP_STOP_IO_ERROR = 4,      /* a Python callback raised; RIP is at the instruction */
     INTERP_STOP_REQUEST = 5,       /* cpu->stop_request was set */
-    INTERP_STOP_UNIMPLEMENTED = 6  /* a valid but unimplemented instruction (INTERP_RUN_STOP_ON_UNIMPL) */
+    INTERP_STOP_UNIMPLEMENTED = 6, /* a valid but unimplemented instruction (INTERP_RUN_STOP_ON_UNIMPL) */
+    INTERP_STOP_BREAKPOINT = 7,    /* the next instruction is at a breakpoint (INTERP_RUN_BREAKPOINTS) */
+    INTERP_STOP_WATCHPOINT = 8     /* the last instruction accessed a watched range: see watch_hit */
 };
 
 /* interp_run flags. */
 enum interp_run_flag {
     INTERP_RUN_STOP_ON_CPL3 = 1,   /* stop before executing anything at CPL 3 */
-    INTERP_RUN_STOP_ON_UNIMPL = 2  /* stop at unimplemented instructions instead of raising #UD */
+    INTERP_RUN_STOP_ON_UNIMPL = 2, /* stop at unimplemented instructions instead of raising #UD */
+    INTERP_RUN_BREAKPOINTS = 4,    /* stop before an instruction whose linear address is in breakpoints[] */
+    INTERP_RUN_NO_IRQ = 8          /* deliver no interrupt or NMI (a debugger's single step) */
+};
+
+/* What a watchpoint watches (bits of struct interp_watch.kind). */
+enum interp_watch_kind {
+    INTERP_WATCH_READ = 1,
+    INTERP_WATCH_WRITE = 2
+};
+
+/* A debugger's watchpoint: data accesses to [addr, addr + len) of the given kind (linear
+ * addresses) stop the run after the instruction, as an x86 data breakpoint traps. */
+struct interp_watch {
+    uint64_t addr;
+    uint64_t len;
+    uint32_t kind;                 /* enum interp_watch_kind bits */
+    uint32_t pad;
 };
 
 /* General-purpose registers, in x86 encoding order. */
@@ -116,6 +135,16 @@ struct interp_cpu {
     uint8_t pad0[3];
     uint32_t shutdown_vector;      /* the exception that turned into the triple fault */
     uint32_t pad1;
+    /* Debugger support (kvmpy/gdb): arrays owned by the caller, which changes them only
+     * between runs.  Breakpoints are checked with INTERP_RUN_BREAKPOINTS, watchpoints on
+     * every data access while nwatches > 0.  interp_reset leaves them alone (a debugger's
+     * breakpoints outlive an INIT). */
+    const uint64_t *breakpoints;   /* linear addresses */
+    const struct interp_watch *watches;
+    uint32_t nbreakpoints;
+    uint32_t nwatches;
+    int32_t watch_hit;             /* watches[] index behind INTERP_STOP_WATCHPOINT, else -1 */
+    uint32_t pad2;
     INTERP_PRIVATE
 };
 

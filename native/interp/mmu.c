@@ -246,10 +246,27 @@ static void mmio_write(struct interp_cpu *cpu, uint64_t pa, int size, uint64_t v
     check_callback(cpu);
 }
 
+/* A data access of [la, la + size) met the debugger's watchpoints: note the first one it
+ * overlaps and end the chunk, so that the run stops once the instruction completes. */
+static void watch_access(struct interp_cpu *cpu, uint64_t la, int size, uint32_t kind)
+{
+    for (uint32_t i = 0; i < cpu->nwatches; i++) {
+        const struct interp_watch *w = &cpu->watches[i];
+        if ((w->kind & kind) && la < w->addr + w->len && w->addr < la + (uint64_t)size) {
+            if (cpu->watch_hit < 0)
+                cpu->watch_hit = (int32_t)i;
+            P(cpu)->attention = 1;
+            return;
+        }
+    }
+}
+
 uint64_t lin_read(struct interp_cpu *cpu, uint64_t la, int size, int acc)
 {
     uint8_t *h;
     uint64_t v = 0;
+    if (unlikely(cpu->nwatches))
+        watch_access(cpu, la, size, INTERP_WATCH_READ);
     if (likely((la & PAGE_MASK) + size <= PAGE_SIZE)) {
         uint64_t pa = translate(cpu, la, acc | ACC_R, &h);
         if (likely(h != NULL)) {
@@ -277,6 +294,8 @@ uint64_t lin_read(struct interp_cpu *cpu, uint64_t la, int size, int acc)
 void lin_write(struct interp_cpu *cpu, uint64_t la, int size, uint64_t val, int acc)
 {
     uint8_t *h;
+    if (unlikely(cpu->nwatches))
+        watch_access(cpu, la, size, INTERP_WATCH_WRITE);
     if (likely((la & PAGE_MASK) + size <= PAGE_SIZE)) {
         uint64_t pa = translate(cpu, la, acc | ACC_W, &h);
         if (likely(h != NULL))

@@ -77,9 +77,16 @@ static int check_attention(struct interp_cpu *cpu)
         p->stop = INTERP_STOP_REQUEST;
         return 1;
     }
+    if (cpu->watch_hit >= 0) {
+        p->stop = INTERP_STOP_WATCHPOINT;
+        return 1;
+    }
+    int events_allowed = !(p->run_flags & INTERP_RUN_NO_IRQ);
     if (cpu->int_shadow) {
         cpu->int_shadow = 0;
         p->attention = 1;                        /* look again after one more instruction */
+    } else if (!events_allowed) {
+        /* a debugger's single step: pending events wait for the next ordinary run */
     } else if (cpu->nmi_pending) {
         cpu->nmi_pending = 0;
         p->insn_rip = cpu->rip;
@@ -122,7 +129,10 @@ static void run_loop(struct interp_cpu *cpu)
         uint64_t chunk_end = cpu->insn_count + POLL_INTERVAL;
         if (chunk_end > p->insn_limit)
             chunk_end = p->insn_limit;
-        exec_chunk(cpu, chunk_end);
+        if (p->run_flags & INTERP_RUN_BREAKPOINTS)
+            exec_chunk_breakpoints(cpu, chunk_end);
+        else
+            exec_chunk(cpu, chunk_end);
         if (cpu->insn_count >= chunk_end)
             p->attention = 1;
     }
@@ -135,6 +145,7 @@ int interp_run(struct interp_cpu *cpu, uint64_t max_insns, int flags)
     p->stop = -1;
     p->delivering = 0;
     cpu->callback_error = 0;
+    cpu->watch_hit = -1;
     sync_state(cpu);
     p->insn_limit = cpu->insn_count + max_insns;
     p->attention = 1;

@@ -6,6 +6,7 @@ from kvmpy.bus import Bus
 from kvmpy.exits import Buses, decode_exit, handle_exit
 from kvmpy.exits.kinds import (
     RESUME,
+    Debug,
     Fallback,
     FailEntry,
     GuestDebug,
@@ -166,11 +167,16 @@ def test_emulation_failure_goes_to_the_fallback(buses):
 
 
 @pytest.mark.parametrize(
-    "exit", [InternalError(lib.KVM_INTERNAL_ERROR_SIMUL_EX), FailEntry(0x21, 0), GuestDebug(1, 0x1000), UnknownExit(77)]
+    "exit", [InternalError(lib.KVM_INTERNAL_ERROR_SIMUL_EX), FailEntry(0x21, 0), UnknownExit(77)]
 )
 def test_everything_else_is_unhandled_with_a_reason(buses, exit):
     action = handle_exit(exit, buses)
     assert isinstance(action, Unhandled) and action.why
+
+
+def test_a_debug_exit_goes_to_the_debugger(buses):
+    exit = GuestDebug(1, 0x1000, 0x4000)
+    assert handle_exit(exit, buses) == Debug(exit)
 
 
 def test_kick_resumes(buses):
