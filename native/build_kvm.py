@@ -91,7 +91,7 @@ struct kvm_ioeventfd { uint64_t datamatch, addr; uint32_t len; int32_t fd; uint3
 struct kvm_lapic_state { char regs[...]; };
 struct kvm_vcpu_events { ...; };
 struct kvm_debug_exit_arch { uint32_t exception, pad; uint64_t pc, dr6, dr7; };
-struct kvm_guest_debug_arch { uint64_t debugreg[8]; };
+struct kvm_guest_debug_arch { unsigned long long debugreg[8]; };  /* __u64, as the header spells it */
 struct kvm_guest_debug { uint32_t control; uint32_t pad; struct kvm_guest_debug_arch arch; };
 
 struct kvm_run {
