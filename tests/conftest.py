@@ -1,4 +1,5 @@
-"""Shared fixtures: freshly built tiny guests, and the /dev/kvm gate for tests that need it."""
+"""Shared fixtures: freshly built tiny guests, the accelerator a tiny-guest test runs under, gdb,
+and the /dev/kvm gate for tests that need it."""
 
 from __future__ import annotations
 
@@ -44,4 +45,27 @@ def guest(guest_dir):
         assert image.exists(), f"no tiny guest named {name}"
         return str(image)
 
+    return path
+
+
+@pytest.fixture(params=[pytest.param("kvm", marks=pytest.mark.kvm), "interp"])
+def accel(request):
+    """The accelerator of a tiny-guest test: KVM (skipped with the reason where /dev/kvm is
+    unusable) and the interpreter."""
+    if request.param == "kvm":
+        from kvmpy.kvm import kvm_usable
+
+        usable, why = kvm_usable()
+        if not usable:
+            pytest.skip(f"/dev/kvm is not usable here: {why}")
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def gdb_binary() -> str:
+    from kvmpy.gdb.testing import gdb_path
+
+    path = gdb_path()
+    if path is None:
+        pytest.skip("no gdb here (apt-get install gdb)")
     return path

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from kvmpy.gdb.testing import KvmpyUnderGdb, gdb_path, run_gdb
+from kvmpy.gdb.testing import KvmpyUnderGdb, run_gdb
 from kvmpy.linux import command_cmdline
 
 pytestmark = [pytest.mark.linux, pytest.mark.gdb]
@@ -18,14 +18,6 @@ pytestmark = [pytest.mark.linux, pytest.mark.gdb]
 GDB_TIMEOUT = 600
 EXIT_TIMEOUT = 300
 COMMAND_STATUS = 7
-
-
-@pytest.fixture(scope="module")
-def gdb_binary() -> str:
-    path = gdb_path()
-    if path is None:
-        pytest.skip("no gdb here (apt-get install gdb)")
-    return path
 
 
 def test_gdb_stops_linux_at_start_kernel_and_lets_it_finish(test_kernel, test_initrd, linux_accel, gdb_binary,
