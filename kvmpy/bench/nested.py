@@ -1,7 +1,7 @@
 """Figures measured inside the hardware-virtualization lane (kvmpy/nested), where kvmpy's KVM
 path runs on an AMD-V KVM: the port-I/O exit round trip in Python vs a C loop, virtio-blk and
-TCP throughput over the eventfd and the exit path, and Linux to /init under KVM vs the
-interpreter.
+TCP throughput over the eventfd and the exit path, Linux to /init and `kvmpy exec -- true`
+under KVM vs the interpreter.
 
 The outer side (`run_nested`) boots the lane once and runs this module inside it
 (`python -m kvmpy.bench.nested OUT.json [--quick]`), which writes its own report as JSON; the
@@ -35,6 +35,7 @@ def measure_inside(quick: bool, progress) -> Report:
     from .boot import kvmpy_boot
     from .core import exit_round_trip_c, exit_round_trip_python
     from .io import run_io
+    from .oneshot import kvmpy_exec_seconds
     from ..initramfs import ensure_initramfs
 
     sizes = QUICK if quick else FULL
@@ -62,6 +63,17 @@ def measure_inside(quick: bool, progress) -> Report:
                 figure.samples.append(seen)
         if figure.samples:
             report.figures.append(figure)
+    for accel in ("kvm", "interp"):
+        figure = Figure(GROUP, f"kvmpy exec -- true ({accel}), wall", "s")
+        for repeat in range(sizes["repeats"]):
+            progress(f"nested: kvmpy exec under {accel}, round {repeat + 1}/{sizes['repeats']}")
+            seconds = kvmpy_exec_seconds(kernel, accel, BOOT_TIMEOUT)
+            if seconds is not None:
+                figure.samples.append(seconds)
+        if figure.samples:
+            report.figures.append(figure)
+        else:
+            report.missing.append(Missing(f"nested kvmpy exec under {accel}", "kvmpy exec -- true did not succeed"))
     io = Report()
     run_io(io, kernel, initrd, quick, progress=progress, include_qemu=False)
     throughput = [figure for figure in io.figures if figure.group == "io"]  # not the per-MiB cost groups

@@ -72,4 +72,5 @@ def run_oneshot(report: Report, kernel: str, repeats: int, timeout: float, progr
         report.missing.append(Missing("kvmpy exec", "kvmpy exec -- true did not succeed"))
     if not tcg.samples:
         report.missing.append(Missing("QEMU TCG exec", f"{QEMU} missing or its 9p boot failed"))
-    report.missing.append(Missing("kvmpy exec under KVM", "not measured: Linux user space needs the nested lane here"))
+    report.missing.append(Missing("kvmpy exec under KVM", "Linux user space needs hardware virtualization: "
+                                  "measured in the lane (the 'nested' group, kvmpy bench --nested)"))
