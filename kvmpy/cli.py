@@ -144,6 +144,8 @@ def _run(args) -> int:
 
 
 PANIC_LINES = 40  # of the kernel log shown when the kernel panics and --verbose was not given
+NO_ROOT = "Unable to mount root fs"
+EXEC_KERNEL_NEEDS = "CONFIG_NET_9P_VIRTIO, CONFIG_9P_FS and CONFIG_VIRTIO_PCI built in (=y, not modules)"
 
 
 def _exec(args) -> int:
@@ -163,6 +165,9 @@ def _exec(args) -> int:
         if result.stop.kind == "panic" and not args.verbose:
             print("\n".join(result.console.splitlines()[-PANIC_LINES:]), file=sys.stderr)
         print(f"kvmpy: {result.stop.message}", file=sys.stderr)
+        if result.stop.kind == "panic" and NO_ROOT in result.stop.message:
+            print(f"kvmpy: the kernel could not mount the host's / as its root: it needs {EXEC_KERNEL_NEEDS}",
+                  file=sys.stderr)
     return result.status
 
 

@@ -33,9 +33,14 @@ def workdir():
         yield directory
 
 
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
 def kvmpy_exec(*arguments, cwd):
+    """`kvmpy exec` as a user types it, from this checkout whatever is installed."""
+    environ = dict(os.environ, PYTHONPATH=str(REPO))
     return subprocess.run([sys.executable, "-m", "kvmpy", "exec", "--timeout", str(TIMEOUT), *arguments],
-                          capture_output=True, text=True, cwd=cwd, timeout=TIMEOUT + 60)
+                          capture_output=True, text=True, cwd=cwd, timeout=TIMEOUT + 60, env=environ)
 
 
 def test_the_acceptance_command_prints_version_and_listing_and_exits_7(test_kernel, linux_accel, workdir):
@@ -101,6 +106,7 @@ def test_timeout_is_124_and_a_panic_is_3_with_its_line(test_kernel, workdir):
                           cwd=workdir)
     assert panicked.returncode == 3, panicked.stderr
     assert "kvmpy: guest kernel panic: Kernel panic - not syncing: VFS" in panicked.stderr
+    assert "it needs CONFIG_NET_9P_VIRTIO" in panicked.stderr  # what to fix, for a kernel without 9p
 
 
 def test_usage_errors_are_one_line_and_status_2(test_kernel, tmp_path):
