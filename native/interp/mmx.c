@@ -7,7 +7,7 @@
  * sse.c's: an element-wise operation runs on the low half of an XMM value, and the ones whose
  * result depends on the register width are arranged so that the XMM form gives the 64-bit
  * answer (the unpack-high ops on the high halves, the packs on both operands side by side).
- * SSSE3's MMX forms (0F 38, 0F 3A 0F) are sse4.c's. */
+ * SSSE3's MMX forms (0F 38, 0F 3A 0F) are here too, reached from sse4.c's decoders. */
 #include "sse.h"
 
 /* The 0F opcodes with an MMX form (without a prefix). */
@@ -199,4 +199,46 @@ void mmx_sse_convert(struct interp_cpu *cpu, struct insn *in, uint8_t op, int pf
     }
     x87_mmx_enter(cpu);
     x87_mm_put(cpu, in->reg & 7, r.q[0]);
+}
+
+/* SSSE3's MMX forms (0F 38 00-0B, 1C-1E; ModRM decoded): sse4.c's cores on the low halves,
+ * the horizontal ones with both operands side by side in one XMM value (so the four results
+ * are the 64-bit answer), pshufb with the 3-bit indices of an 8-byte table. */
+void mmx_ssse3(struct interp_cpu *cpu, struct insn *in, uint8_t op)
+{
+    x87_mmx_check(cpu);
+    int dst = in->reg & 7;
+    uint64_t a = x87_mm_get(cpu, dst), b = source(cpu, in), r = 0;
+    if (op == 0x00) {                            /* pshufb */
+        for (int i = 0; i < 8; i++) {
+            unsigned index = b >> (8 * i) & 0xff;
+            if (!(index & 0x80))
+                r |= (a >> (8 * (index & 7)) & 0xff) << (8 * i);
+        }
+    } else {
+        xmm_t x = {.q = {a, 0}}, y = {.q = {b, 0}}, out;
+        if (op <= 0x07 && op != 0x04)            /* phadd / phsub: a's pairs, then b's */
+            x.q[1] = b;
+        sse_core_0f38(op, &out, &x, &y, &y);
+        r = out.q[0];
+    }
+    x87_mmx_enter(cpu);
+    x87_mm_put(cpu, dst, r);
+}
+
+/* palignr mm, mm/m64, imm8 (0F 3A 0F; ModRM and imm8 decoded): dst:src shifted right by imm8
+ * bytes, the low 8 of them. */
+void mmx_palignr(struct interp_cpu *cpu, struct insn *in, unsigned imm)
+{
+    x87_mmx_check(cpu);
+    int dst = in->reg & 7;
+    uint64_t a = x87_mm_get(cpu, dst), b = source(cpu, in), r;
+    if (imm >= 16)
+        r = 0;
+    else if (imm >= 8)
+        r = imm == 8 ? a : a >> (8 * (imm - 8));
+    else
+        r = imm == 0 ? b : b >> (8 * imm) | a << (64 - 8 * imm);
+    x87_mmx_enter(cpu);
+    x87_mm_put(cpu, dst, r);
 }

@@ -59,6 +59,9 @@ static inline void dst128(struct interp_cpu *cpu, struct insn *in, const xmm_t *
 int packed_int(uint8_t op, xmm_t *out, const xmm_t *a, const xmm_t *b);
 /* mmx.c: cvtpi2ps/pd, cvt(t)ps2pi, cvt(t)pd2pi (0F 2A/2C/2D) and movq2dq/movdq2q (F3/F2 0F D6). */
 void mmx_sse_convert(struct interp_cpu *cpu, struct insn *in, uint8_t op, int pfx);
+/* mmx.c: SSSE3's MMX forms, 0F 38 00-0B/1C-1E and palignr (0F 3A 0F), ModRM (and imm8) decoded. */
+void mmx_ssse3(struct interp_cpu *cpu, struct insn *in, uint8_t op);
+void mmx_palignr(struct interp_cpu *cpu, struct insn *in, unsigned imm);
 
 static inline int8_t sat8(int v) { return v > 127 ? 127 : v < -128 ? -128 : v; }
 static inline uint8_t satu8(int v) { return v > 255 ? 255 : v < 0 ? 0 : v; }

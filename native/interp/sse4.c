@@ -3,7 +3,7 @@
  * Integer operations are computed here; the floating-point ones (round*, dpps, dppd) go to
  * sse_fp.c, the SSE4.2 string compares to sse42_string.c.  crc32 and movbe (0F 38 F0/F1)
  * never reach this file: they are integer instructions without the SSE #UD/#NM checks
- * (crc32_movbe.c).  SSSE3's MMX forms (no prefix) are not implemented. */
+ * (crc32_movbe.c).  SSSE3's MMX forms (no prefix) are handed to mmx.c. */
 #include <stdlib.h>
 #include "sse.h"
 
@@ -137,8 +137,10 @@ void sse_0f38(struct interp_cpu *cpu, struct insn *in, uint8_t op)
 {
     decode_modrm(cpu, in);
     if (!in->pfx66 || in->rep) {
-        if (!in->pfx66 && !in->rep && ssse3_mmx_form(op))
-            raise_unimplemented(cpu);                    /* MMX */
+        if (!in->pfx66 && !in->rep && ssse3_mmx_form(op)) {
+            mmx_ssse3(cpu, in, op);                      /* mmx.c */
+            return;
+        }
         if (op >= 0xc8 && op <= 0xcd)
             raise_unimplemented(cpu);                    /* SHA */
         RAISE_UD(cpu);
@@ -237,8 +239,12 @@ void sse_0f3a(struct interp_cpu *cpu, struct insn *in)
     xmm_t a, b;
     int i, wide = (in->rex & 8) != 0;
     if (!in->pfx66 || in->rep) {
-        if (!in->pfx66 && !in->rep && (op == 0x0f || op == 0xcc))
-            raise_unimplemented(cpu);                    /* MMX palignr, SHA1RNDS4 */
+        if (!in->pfx66 && !in->rep && op == 0x0f) {
+            mmx_palignr(cpu, in, imm);                   /* mmx.c */
+            return;
+        }
+        if (!in->pfx66 && !in->rep && op == 0xcc)
+            raise_unimplemented(cpu);                    /* SHA1RNDS4 */
         RAISE_UD(cpu);
     }
     xmm_get(cpu, in->reg, &a);

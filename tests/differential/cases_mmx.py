@@ -20,6 +20,8 @@ BINARY = [
     "punpcklbw", "punpcklwd", "punpckldq", "punpckhbw", "punpckhwd", "punpckhdq", "pavgb", "pavgw", "pminub",
     "pmaxub", "pminsw", "pmaxsw", "psadbw", "psrlw", "psrld", "psrlq", "psraw", "psrad", "psllw", "pslld", "psllq",
 ]  # fmt: skip
+SSSE3 = ["pshufb", "phaddw", "phaddd", "phaddsw", "pmaddubsw", "phsubw", "phsubd", "phsubsw", "psignb", "psignw",
+         "psignd", "pmulhrsw", "pabsb", "pabsw", "pabsd"]
 SHIFT_IMMEDIATE = ["psrlw", "psrld", "psrlq", "psraw", "psrad", "psllw", "pslld", "psllq"]
 COUNTS = [0, 1, 7, 8, 15, 16, 31, 32, 63, 64, 200]
 
@@ -38,8 +40,12 @@ def mmx_case(gen) -> Insn:
         lines.append(f"movq {register}, qword ptr {at(8)}")
     for _ in range(rng.randint(1, 2)):
         a, b = rng.choice(used), rng.choice(used)
-        kind = rng.randrange(10)
-        if kind <= 3:
+        kind = rng.randrange(11)
+        if kind == 10:  # SSSE3's MMX forms
+            source = b if rng.random() < 0.7 else f"qword ptr {at(8)}"
+            lines.append(f"palignr {a}, {source}, {rng.choice([0, 1, 3, 7, 8, 9, 15, 16, 200])}" if rng.random() < 0.2
+                         else f"{rng.choice(SSSE3)} {a}, {source}")
+        elif kind <= 3:
             op = rng.choice(BINARY)
             memory = f"dword ptr {at(4)}" if op.startswith("punpckl") else f"qword ptr {at(8)}"  # m32 there
             lines.append(f"{op} {a}, {b if rng.random() < 0.7 else memory}")

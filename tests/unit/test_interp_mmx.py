@@ -106,3 +106,30 @@ def test_conversions_between_mmx_and_xmm(machine):
     assert struct.unpack("<ff", memory.read(DATA_ADDR, 8)) == (7.0, -3.0)
     assert memory.read_int(DATA_ADDR + 16, 8) == 0xFFFFFFFD00000007
     assert memory.read(DATA_ADDR + 24, 16) == bytes.fromhex("07000000fdffffff0000000000000000")
+
+
+def test_ssse3_mmx_forms_shuffle_eight_bytes_and_add_pairs_of_both_operands(machine):
+    result = run(machine, """
+        mov rax, 0x0807060504030201
+        movq mm0, rax
+        mov rax, 0x800F000102030809
+        movq mm1, rax
+        pshufb mm0, mm1
+        movq [rbx], mm0
+        mov rax, 0x0004000300020001
+        movq mm2, rax
+        mov rax, 0x0040003000200010
+        movq mm3, rax
+        phaddw mm2, mm3
+        movq [rbx + 8], mm2
+        mov rax, 0x1111111111111111
+        movq mm4, rax
+        mov rax, 0x8877665544332211
+        movq mm5, rax
+        palignr mm4, mm5, 3
+        movq [rbx + 16], mm4""")
+    shuffled, added, aligned = qwords(result, 3)
+    # indices 9, 8, 3, 2, 1, 0, 15, 0x80 -> bytes [1]=2, [0]=1, 4, 3, 2, 1, [7]=8, 0 (3 bits of index)
+    assert shuffled == 0x0008010203040102
+    assert added == 0x0070003000070003  # a0+a1, a2+a3, b0+b1, b2+b3
+    assert aligned == 0x1111118877665544  # (mm4:mm5) >> 24, the low 8 bytes
