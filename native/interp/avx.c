@@ -300,9 +300,18 @@ void avx_0f(struct interp_cpu *cpu, struct insn *in, uint8_t op)
 {
     int pp = vex_pp(in), len = vex_len(in);
     vec_t a, b;
-    if (op == 0xf7)                                      /* vmaskmovdqu (its legacy form neither) */
-        raise_unimplemented(cpu);
     decode_modrm(cpu, in);
+    if (op == 0xf7) {                                    /* vmaskmovdqu */
+        if (pp != PFX_66) RAISE_UD(cpu);
+        vex_need_no_v(cpu, in);
+        vex_need_l0(cpu, in);
+        vex_need_reg(cpu, in);
+        xmm_t data, mask;
+        xmm_get(cpu, in->reg, &data);
+        xmm_get(cpu, in->rm, &mask);
+        sse_masked_store(cpu, in, data.b, mask.b, 16);
+        return;
+    }
     switch (op) {
     case 0x10: case 0x11:                                /* vmovss / vmovsd (vmovups/upd: vexmov.c) */
         movs_scalar(cpu, in, op, pp == PFX_F3 ? 4 : 8);

@@ -62,14 +62,7 @@ static void maskmovq(struct interp_cpu *cpu, struct insn *in)
     if (in->mod != 3)
         RAISE_UD(cpu);
     uint64_t data = x87_mm_get(cpu, in->reg & 7), mask = x87_mm_get(cpu, in->rm & 7);
-    uint64_t base = cpu->gpr[INTERP_RDI] & size_mask(in->addrsize);
-    int seg = in->seg >= 0 ? in->seg : INTERP_DS;
-    for (int i = 0; i < 8; i++)
-        if (mask >> (8 * i + 7) & 1)
-            seg_linear(cpu, seg, (base + i) & size_mask(in->addrsize), 1, ACC_W);
-    for (int i = 0; i < 8; i++)
-        if (mask >> (8 * i + 7) & 1)
-            mem_write(cpu, seg, (base + i) & size_mask(in->addrsize), 1, data >> (8 * i) & 0xff);
+    sse_masked_store(cpu, in, (const uint8_t *)&data, (const uint8_t *)&mask, 8);
     x87_mmx_enter(cpu);
 }
 

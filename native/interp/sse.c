@@ -368,6 +368,18 @@ static void sse_moves(struct interp_cpu *cpu, struct insn *in, uint8_t op, int p
     }
 }
 
+void sse_masked_store(struct interp_cpu *cpu, struct insn *in, const uint8_t *data, const uint8_t *mask, int n)
+{
+    uint64_t base = cpu->gpr[INTERP_RDI] & size_mask(in->addrsize);
+    int seg = in->seg >= 0 ? in->seg : INTERP_DS;
+    for (int i = 0; i < n; i++)                          /* every selected byte writable first */
+        if (mask[i] & 0x80)
+            seg_linear(cpu, seg, (base + i) & size_mask(in->addrsize), 1, ACC_W);
+    for (int i = 0; i < n; i++)
+        if (mask[i] & 0x80)
+            mem_write(cpu, seg, (base + i) & size_mask(in->addrsize), 1, data[i]);
+}
+
 void sse_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op)
 {
     int pfx = in->rep == 0xf3 ? PFX_F3 : in->rep == 0xf2 ? PFX_F2 : in->pfx66 ? PFX_66 : PFX_NONE;
@@ -561,6 +573,12 @@ void sse_exec(struct interp_cpu *cpu, struct insn *in, uint8_t op)
         xmm_put(cpu, in->reg, &a);
         return;
     }
+    case 0xf7:                                           /* maskmovdqu */
+        if (pfx != PFX_66 || in->mod != 3) RAISE_UD(cpu);
+        xmm_get(cpu, in->reg, &a);
+        xmm_get(cpu, in->rm, &b);
+        sse_masked_store(cpu, in, a.b, b.b, 16);
+        return;
     default:
         if (pfx != PFX_66)
             RAISE_UD(cpu);

@@ -59,6 +59,9 @@ static inline void dst128(struct interp_cpu *cpu, struct insn *in, const xmm_t *
 int packed_int(uint8_t op, xmm_t *out, const xmm_t *a, const xmm_t *b);
 /* mmx.c: cvtpi2ps/pd, cvt(t)ps2pi, cvt(t)pd2pi (0F 2A/2C/2D) and movq2dq/movdq2q (F3/F2 0F D6). */
 void mmx_sse_convert(struct interp_cpu *cpu, struct insn *in, uint8_t op, int pfx);
+/* maskmovq / maskmovdqu / vmaskmovdqu: the `n` bytes of data whose mask byte has its top bit
+ * set, to DS:rDI (segment override allowed), every one checked writable before any is written. */
+void sse_masked_store(struct interp_cpu *cpu, struct insn *in, const uint8_t *data, const uint8_t *mask, int n);
 /* mmx.c: SSSE3's MMX forms, 0F 38 00-0B/1C-1E and palignr (0F 3A 0F), ModRM (and imm8) decoded. */
 void mmx_ssse3(struct interp_cpu *cpu, struct insn *in, uint8_t op);
 void mmx_palignr(struct interp_cpu *cpu, struct insn *in, unsigned imm);

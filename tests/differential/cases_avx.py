@@ -446,6 +446,10 @@ def _blendv(b) -> None:
 def _mask(b) -> None:
     w = _width(b)
     d, m = b.regs(2)
+    if b.rng.random() < 0.15:  # vmaskmovdqu: the bytes of d selected by m, to [rdi]
+        b.op(f"lea rdi, {_at(b.anywhere(16))}")
+        b.op(f"vmaskmovdqu {_name(d, 128)}, {_name(m, 128)}")
+        return
     op = b.rng.choice(["vmaskmovps", "vmaskmovpd", "vpmaskmovd", "vpmaskmovq"])
     mem = f"{MEM[w // 8]} ptr {_at(b.anywhere(w // 8))}"
     if b.rng.random() < 0.5:

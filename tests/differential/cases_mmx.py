@@ -69,9 +69,13 @@ def mmx_case(gen) -> Insn:
                                      f"cvttps2pi {a}, {x}", f"cvtpd2pi {a}, {x}", f"cvttpd2pi {a}, {x}",
                                      f"cvtpi2pd {x}, qword ptr {at(8)}", f"movq2dq {x}, {a}", f"movdq2q {a}, {x}"]))
             lines.append(f"movdqu xmmword ptr {at(16)}, {x}")
-        else:
+        elif rng.random() < 0.5:
             lines.append(f"lea rdi, {at(8)}")
             lines.append(f"maskmovq {a}, {b}")
+        else:  # its SSE2 form on XMM registers
+            x, y = (f"xmm{i}" for i in rng.sample(range(16), 2))
+            lines += [f"movdqu {x}, xmmword ptr {at(16)}", f"movdqu {y}, xmmword ptr {at(16)}",
+                      f"lea rdi, {at(16)}", f"maskmovdqu {x}, {y}"]
     for register in used:
         lines.append(f"movq qword ptr {at(8)}, {register}")
     if rng.random() < 0.3:

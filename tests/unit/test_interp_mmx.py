@@ -1,5 +1,5 @@
-"""The interpreter's MMX: known answers and the x87 state it shares (the differential suite's
-mmx family compares all of it with the CPU)."""
+"""The interpreter's MMX (and the byte-masked stores of SSE2 and AVX): known answers and the
+x87 state it shares (the differential suite's mmx family compares all of it with the CPU)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def machine():
 
 
 def run(machine, body: str):
-    result = machine.run(assemble(f"mov rbx, {DATA_ADDR:#x}\n{body}\nhlt"))
+    result = machine.run(assemble(f"mov rbx, {DATA_ADDR:#x}\n{body}\nhlt"), {"xcr0": 7})  # AVX state on
     assert result.exception is None
     return result
 
@@ -133,3 +133,27 @@ def test_ssse3_mmx_forms_shuffle_eight_bytes_and_add_pairs_of_both_operands(mach
     assert shuffled == 0x0008010203040102
     assert added == 0x0070003000070003  # a0+a1, a2+a3, b0+b1, b2+b3
     assert aligned == 0x1111118877665544  # (mm4:mm5) >> 24, the low 8 bytes
+
+
+def test_masked_byte_stores_write_only_the_selected_bytes_at_rdi(machine):
+    result = run(machine, """
+        mov rax, -1
+        mov [rbx], rax
+        mov [rbx + 8], rax
+        mov [rbx + 16], rax
+        mov [rbx + 24], rax
+        mov rax, 0x1122334455667788
+        movq xmm0, rax
+        pinsrq xmm0, rax, 1
+        mov rax, 0x0080008000800080
+        movq xmm1, rax
+        pinsrq xmm1, rax, 1
+        lea rdi, [rbx]
+        maskmovdqu xmm0, xmm1
+        mov rax, 0x8000000000000080
+        movq xmm2, rax
+        lea rdi, [rbx + 16]
+        vmaskmovdqu xmm0, xmm2""")
+    first, second, third, fourth = qwords(result, 4)
+    assert first == second == 0xFF22FF44FF66FF88  # the bytes whose mask byte has bit 7 set
+    assert third == 0x11FFFFFFFFFFFF88 and fourth == 0xFFFFFFFFFFFFFFFF
