@@ -97,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     execute.add_argument("--accel", choices=("auto", "kvm", "interp"), default="auto",
                          help="as for kvmpy run (auto: KVM where it runs Linux user space)")
     execute.add_argument("--cpu", choices=MODEL_NAMES, default="max", help="the CPU model, as for kvmpy run")
+    execute.set_defaults(exec_parser=execute)
 
     commands.add_parser("info", help="what this host's KVM can do, measured")
 
@@ -151,6 +152,7 @@ EXEC_KERNEL_NEEDS = "CONFIG_NET_9P_VIRTIO, CONFIG_9P_FS and CONFIG_VIRTIO_PCI bu
 def _exec(args) -> int:
     from .exec import exec_command
 
+    args = exec_options_after_kernel(args)
     argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
     if not os.path.isfile(args.kernel):
         raise ConfigError(f"{args.kernel}: no such kernel image")
@@ -169,6 +171,16 @@ def _exec(args) -> int:
             print(f"kvmpy: the kernel could not mount the host's / as its root: it needs {EXEC_KERNEL_NEEDS}",
                   file=sys.stderr)
     return result.status
+
+
+def exec_options_after_kernel(args):
+    """`kvmpy exec KERNEL --rw out -- make` as well as `kvmpy exec --rw out KERNEL -- make`:
+    what stands between KERNEL and `--` is parsed as options too, when it starts with one (a
+    command never starts with '-'; `kvmpy exec KERNEL ls -- x` runs `ls -- x`)."""
+    if "--" not in args.argv or not args.argv[0].startswith("-") or args.argv[0] == "--":
+        return args
+    split = args.argv.index("--")
+    return args.exec_parser.parse_args([*args.argv[:split], args.kernel, *args.argv[split:]], namespace=args)
 
 
 def _flushed(stream):

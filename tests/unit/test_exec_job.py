@@ -36,3 +36,13 @@ def test_bad_jobs_are_refused_with_the_reason(arguments, message):
 def test_the_header_carries_the_ports_and_paths():
     header = c_header()
     assert "#define DEBUG_EXIT_PORT 0x" in header and '#define STDERR_CONSOLE "/dev/hvc1"' in header
+
+
+def test_exec_options_may_come_after_the_kernel_when_a_double_dash_ends_them():
+    from kvmpy.cli import _parser, exec_options_after_kernel
+
+    args = exec_options_after_kernel(_parser().parse_args(
+        ["exec", "--rw", "/a", "bzImage", "--rw", "/b", "--verbose", "--", "make", "--rw"]))
+    assert (args.kernel, args.rw, args.verbose, args.argv) == ("bzImage", ["/a", "/b"], True, ["make", "--rw"])
+    plain = exec_options_after_kernel(_parser().parse_args(["exec", "bzImage", "ls", "--", "x"]))
+    assert (plain.kernel, plain.argv) == ("bzImage", ["ls", "--", "x"])
