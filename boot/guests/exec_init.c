@@ -29,9 +29,9 @@ typedef long s64;
 enum {
     SYS_read = 0, SYS_write = 1, SYS_open = 2, SYS_close = 3, SYS_pwrite64 = 18, SYS_dup2 = 33,
     SYS_fork = 57, SYS_execve = 59, SYS_exit = 60, SYS_wait4 = 61, SYS_chdir = 80, SYS_mkdir = 83,
-    SYS_chroot = 161, SYS_sync = 162, SYS_mount = 165, SYS_reboot = 169, SYS_ioctl = 16, SYS_pipe = 22,
+    SYS_chroot = 161, SYS_sync = 162, SYS_mount = 165, SYS_reboot = 169, SYS_ioctl = 16, SYS_pipe2 = 293,
 };
-enum { O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2 };
+enum { O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CLOEXEC = 02000000 };
 enum { ENOENT = 2, EACCES = 13, EBUSY = 16, ENOEXEC = 8, ENODEV = 19, ENOTDIR = 20 };
 enum { MS_RDONLY = 1, MS_NOSUID = 2, MS_NODEV = 4 };
 #define REBOOT_MAGIC1 0xfee1dead
@@ -169,7 +169,7 @@ static char *command[MAX_STRINGS], *environment[MAX_STRINGS], *rw[MAX_STRINGS];
 /* open_console(path): the console for writing, with output processing off (bytes pass as they are) */
 static s64 open_console(const char *path)
 {
-    s64 fd = sys(SYS_open, path, O_WRONLY, 0);
+    s64 fd = sys(SYS_open, path, O_WRONLY | O_CLOEXEC, 0);  /* the command gets it as 1 or 2 only */
     struct termios mode;
     if (fd >= 0 && sys(SYS_ioctl, fd, TCGETS, &mode) == 0) {
         mode.c_oflag &= ~OPOST;
@@ -183,7 +183,7 @@ static s64 open_console(const char *path)
 static s64 relay(s64 console, s64 *pid)
 {
     int ends[2];
-    s64 error = sys(SYS_pipe, ends, 0, 0);
+    s64 error = sys(SYS_pipe2, ends, O_CLOEXEC, 0);
     if (error < 0) fail("cannot make a pipe", "", error);
     *pid = sys(SYS_fork, 0, 0, 0);
     if (*pid < 0) fail("cannot fork", "", *pid);
@@ -254,7 +254,7 @@ static void start(int argc, char **argv)
     mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV, 0);
     mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV, 0);
     mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, 0);  /* EBUSY where the kernel mounted it */
-    s64 console = sys(SYS_open, STDERR_CONSOLE, O_WRONLY, 0);
+    s64 console = sys(SYS_open, STDERR_CONSOLE, O_WRONLY | O_CLOEXEC, 0);
     if (console >= 0) { sys(SYS_dup2, console, 1, 0); sys(SYS_dup2, console, 2, 0); }
     port_write(BOOT_TIMER_PORT, 1);
     if (!job) fail("no job directory on the kernel command line (after --)", "", -ENOENT);
@@ -309,7 +309,7 @@ static void start(int argc, char **argv)
         }
         s64 error = sys(SYS_chdir, cwd_file, 0, 0);
         if (error < 0) fail("cannot enter ", cwd_file, error);
-        s64 in = sys(SYS_open, "/dev/null", O_RDONLY, 0);
+        s64 in = sys(SYS_open, "/dev/null", O_RDONLY | O_CLOEXEC, 0);
         if (in >= 0) sys(SYS_dup2, in, 0, 0);
         sys(SYS_dup2, streams[0], 1, 0);
         sys(SYS_dup2, streams[1], 2, 0);

@@ -91,6 +91,9 @@ def test_streams_environment_directory_and_statuses(test_kernel, linux_accel, wo
     killed = exec_command(test_kernel, ["sh", "-c", "kill -9 $$"], cwd=str(workdir), accel=linux_accel,
                           timeout=TIMEOUT)
     assert killed.status == 128 + 9
+    descriptors = exec_command(test_kernel, ["sh", "-c", "ls /proc/$$/fd"], cwd=str(workdir), accel=linux_accel,
+                               timeout=TIMEOUT)
+    assert descriptors.stdout == b"0\n1\n2\n"  # nothing of the init's leaks into the command
 
 
 def test_a_directory_the_guest_cannot_enter_is_the_init_s_failure(test_kernel, workdir):
