@@ -4,8 +4,8 @@ The machine: the host's `/` as a read-only virtio-9p root (mount tag ROOT_TAG, w
 the kernel's `root=` names for a root that is not a block device), one read-write 9p share
 per --rw directory, two virtio-consoles carrying the command's stdout and stderr, the serial
 console carrying the kernel log (kept, shown with --verbose, searched for a panic), and the
-job directory of job.py, whose path is the init's argument. All devices are virtio-pci: the transport every
-common kernel (defconfig, distributions) finds without help.
+job directory of job.py, whose path is the init's argument. All devices are virtio-pci: the
+transport every common kernel (defconfig, distributions) finds without help.
 """
 
 from __future__ import annotations
