@@ -22,12 +22,13 @@ sys.path.insert(0, str(REPO))  # this checkout's kvmpy, whichever one pip may ha
 INNER_SELECTION = ["tests/kvm", "tests/machine", "tests/linux", "-m", "(kvm or hwvirt) and not differential",
                    # Its [kvm-exit] run hung the lane once (no output for 10 min, cause not found yet):
                    # left out until it is understood; the same test runs on the outer host.
-                   # The debugger under KVM (the gdb stub, the debug session) is left out too:
-                   # KVM_SET_GUEST_DEBUG has no effect in the lane, whose AMD-V is QEMU TCG's (its
-                   # VMRUN does not arm the VMCB's DR7, and int3 is checked against the SWINT
-                   # intercept, not #BP's): measured with a hardware and a software breakpoint on
-                   # gdb_target, neither stops the guest.
-                   "-k", "not test_synced_data_survives_sigkill_of_the_vmm and not test_gdb_ and not test_debug_session"]
+                   # Breakpoints under KVM (the gdb stub's tests, the debug session's breakpoint
+                   # test) are left out too: in the lane, whose AMD-V is QEMU TCG's, neither a
+                   # debug-register breakpoint nor a planted int3 stops the guest (its VMRUN does
+                   # not arm the VMCB's DR7; int3 is checked against the SWINT intercept, not #BP's);
+                   # single steps do work and stay in.
+                   "-k", "not test_synced_data_survives_sigkill_of_the_vmm and not test_gdb_"
+                         " and not test_software_and_hardware_breakpoints_stop_where_asked"]
 GUEST_COMMAND = "echo user space on $(nproc) vCPUs says $((6 * 7)); uname -r"
 
 
