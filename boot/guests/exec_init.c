@@ -31,9 +31,9 @@ enum {
     SYS_fork = 57, SYS_execve = 59, SYS_exit = 60, SYS_wait4 = 61, SYS_chdir = 80, SYS_mkdir = 83,
     SYS_chroot = 161, SYS_sync = 162, SYS_mount = 165, SYS_reboot = 169, SYS_ioctl = 16, SYS_pipe2 = 293,
 };
-enum { O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CLOEXEC = 02000000 };
+enum { O_RDONLY = 0, O_WRONLY = 1, O_CLOEXEC = 02000000 };
 enum { ENOENT = 2, EACCES = 13, EBUSY = 16, ENOEXEC = 8, ENODEV = 19, ENOTDIR = 20 };
-enum { MS_RDONLY = 1, MS_NOSUID = 2, MS_NODEV = 4 };
+enum { MS_NOSUID = 2, MS_NODEV = 4 };
 #define REBOOT_MAGIC1 0xfee1dead
 #define REBOOT_MAGIC2 672274793
 #define REBOOT_POWER_OFF 0x4321fedc
@@ -204,16 +204,24 @@ static s64 relay(s64 console, s64 *pid)
     return ends[1];
 }
 
-/* wait_for(pid): its status as a shell gives it (128 + the signal that killed it); PID 1
- * reaps every orphan on the way. */
-static int wait_for(s64 pid)
+/* wait_for(pids, n): until each nonzero pid of pids[0..n) has ended, reaping every orphan on
+ * the way (PID 1's duty); pids[0]'s status as a shell gives it (128 + the signal that killed
+ * it). One wait for all: a pid reaped while waiting for another is never waited for again. */
+static int wait_for(const s64 *pids, int n)
 {
-    for (;;) {
+    int status = 0, left = 0;
+    for (int i = 0; i < n; i++) left += pids[i] != 0;
+    while (left) {
         int raw = 0;
         s64 done = syscall6(SYS_wait4, -1, (s64)&raw, 0, 0, 0, 0);
-        if (done < 0) return 0;
-        if (done == pid) return raw & 0x7f ? 128 + (raw & 0x7f) : (raw >> 8) & 0xff;
+        if (done < 0) break;
+        for (int i = 0; i < n; i++) {
+            if (pids[i] != done) continue;
+            if (i == 0) status = raw & 0x7f ? 128 + (raw & 0x7f) : (raw >> 8) & 0xff;
+            left--;
+        }
     }
+    return status;
 }
 
 /* Run in the child: the command with PATH searched as execvp does; returns only on failure. */
@@ -317,9 +325,8 @@ static void start(int argc, char **argv)
     }
     for (int i = 0; i < 2; i++)
         if (relays[i]) sys(SYS_close, streams[i], 0, 0);  /* the relay ends when the command's copies close */
-    int status = wait_for(child);
-    for (int i = 0; i < 2; i++)
-        if (relays[i]) wait_for(relays[i]);
+    const s64 waited[3] = {child, relays[0], relays[1]};
+    int status = wait_for(waited, 3);  /* the relays have copied everything once they end */
     if (rw[0]) sys(SYS_sync, 0, 0, 0);
     finish(status);
 }
