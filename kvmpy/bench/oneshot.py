@@ -13,9 +13,8 @@ import tempfile
 import time
 
 from .. import layout
-from ..exec.contract import init_path
 from ..exec.job import make_job, write_job
-from ..exec.session import KERNEL_CMDLINE
+from ..exec.session import kernel_cmdline
 from .boot import QEMU
 from .report import Figure, Missing, Ratio, Report
 
@@ -42,7 +41,7 @@ def qemu_exec_seconds(kernel: str, timeout: float) -> float | None:
                    "-chardev", "null,id=out", "-chardev", "null,id=err", "-device", "virtio-serial-pci",
                    "-device", "virtconsole,chardev=out", "-device", "virtconsole,chardev=err",
                    "-device", f"isa-debug-exit,iobase={layout.DEBUG_EXIT_PORT:#x},iosize=1",
-                   "-append", f"{KERNEL_CMDLINE} init={init_path()} -- {directory}"]
+                   "-append", kernel_cmdline(directory)]
         start = time.monotonic()
         try:
             run = subprocess.run(command, capture_output=True, timeout=timeout)

@@ -27,6 +27,12 @@ ROOT_TAG = "/dev/root"
 # so the guest may keep what it read (a program's libraries are read once, not per page fault).
 ROOT_FLAGS = f"trans=virtio,version=9p2000.L,msize={MSIZE},cache=loose"
 KERNEL_CMDLINE = f"console=ttyS0 quiet panic=-1 root={ROOT_TAG} rootfstype=9p rootflags={ROOT_FLAGS} ro"
+
+
+def kernel_cmdline(job_directory: str, extra: str = "") -> str:
+    """The command line that boots into kvmpy's init with `job_directory`: KERNEL_CMDLINE, the
+    caller's `extra`, then init= and, after --, the job (the init takes its last argument)."""
+    return f"{KERNEL_CMDLINE} {extra} init={init_path()} -- {job_directory}"
 EXIT_FAILURE = 1  # the guest stopped without reporting a status (documented in the README)
 
 Sink = Callable[[bytes], None]
@@ -89,7 +95,7 @@ def exec_command(kernel: str, argv: Sequence[str], *, rw: Sequence[str] = (), cw
             machine.add_share(share.path, share.tag)
         machine.add_virtio(ConsoleDevice(out.write))  # hvc0, the command's stdout
         machine.add_virtio(ConsoleDevice(err.write))  # hvc1, its stderr
-        machine.load(kernel, f"{KERNEL_CMDLINE} {cmdline} init={init_path()} -- {directory}")
+        machine.load(kernel, kernel_cmdline(directory, cmdline))
         with (while_running or (lambda _machine: contextlib.nullcontext()))(machine):
             stop = machine.run(timeout=timeout)
         stats = machine.stats()
