@@ -7,6 +7,7 @@ No DMA interface, no writable items, and an empty file directory.
 
 from __future__ import annotations
 
+import os
 import struct
 
 SELECTOR = 0  # register offsets from the device's base port
@@ -27,7 +28,7 @@ FEATURE_TRADITIONAL = 1 << 0  # the port interface (bit 1 would be DMA)
 def machine_items(ram_size: int, cpus: int, cmdline: str) -> dict[int, bytes]:
     """The items for a machine: little-endian numbers, as QEMU's; the file directory's count is
     big-endian (as every field of it is), and zero."""
-    encoded = cmdline.encode() + b"\0"
+    encoded = os.fsencode(cmdline) + b"\0"  # argv's bytes, as the loader writes them
     return {
         SIGNATURE: b"QEMU",
         ID: struct.pack("<I", FEATURE_TRADITIONAL),

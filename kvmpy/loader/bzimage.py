@@ -7,6 +7,7 @@ in long mode at load address + 0x200 with RSI pointing at the zero page.
 
 from __future__ import annotations
 
+import os
 import struct
 
 from .. import layout
@@ -65,7 +66,7 @@ def load_bzimage(data: bytes, memory: GuestMemory, cmdline_addr: int, cmdline: s
     zero_page[bp.SETUP_HEADER : bp.SETUP_HEADER + header_length] = data[bp.SETUP_HEADER : bp.SETUP_HEADER + header_length]
     zero_page[bp.TYPE_OF_LOADER] = bp.TYPE_OF_LOADER_UNDEFINED
     cmdline_limit = _u(data, bp.CMDLINE_SIZE, 4)
-    if len(cmdline.encode()) > cmdline_limit:
+    if len(os.fsencode(cmdline)) > cmdline_limit:
         raise ConfigError(f"{name}: the command line is longer than this kernel accepts ({cmdline_limit} bytes)")
     struct.pack_into("<I", zero_page, bp.CMD_LINE_PTR, cmdline_addr)
     if initrd is not None:

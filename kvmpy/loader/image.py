@@ -37,8 +37,10 @@ def read_image(path: str, memory: GuestMemory) -> bytes:
 
 
 def write_cmdline(memory: GuestMemory, cmdline: str) -> int:
-    """Place the NUL-terminated command line at its fixed address; return that address."""
-    encoded = cmdline.encode()
+    """Place the NUL-terminated command line at its fixed address; return that address.
+    The guest gets the bytes the user typed: argv's undecodable bytes, which Python keeps as
+    escapes in the str, are written back as they were (os.fsencode)."""
+    encoded = os.fsencode(cmdline)
     if len(encoded) >= layout.CMDLINE_MAX:
         raise ConfigError(f"the command line is {len(encoded)} bytes; the limit is {layout.CMDLINE_MAX - 1}")
     memory.write(layout.CMDLINE_ADDR, encoded + b"\0")

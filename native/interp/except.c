@@ -63,6 +63,12 @@ void handle_raised(struct interp_cpu *cpu)
         p->delivering = 0;
         return;
     }
+    /* A delivered fault costs the run one unit of its budget, as an instruction does: a
+     * handler whose first instruction faults again (with an IST stack, forever) would
+     * otherwise keep interp_run from ever returning, and the VMM from ever seeing time pass. */
+    if (p->insn_limit > cpu->insn_count)
+        p->insn_limit--;
+    p->attention = 1;
     if (p->delivering) {
         int first = p->delivering - 1;
         p->delivering = 0;

@@ -15,7 +15,7 @@
 
 /* Why interp_run returned. */
 enum interp_stop {
-    INTERP_STOP_BUDGET = 0,        /* max_insns instructions executed */
+    INTERP_STOP_BUDGET = 0,        /* max_insns instructions executed or faults delivered */
     INTERP_STOP_HLT = 1,           /* halted, and no interrupt can be delivered now */
     INTERP_STOP_SHUTDOWN = 2,      /* triple fault: the guest is dead */
     INTERP_STOP_CPL3 = 3,          /* next instruction runs at CPL 3 (INTERP_RUN_STOP_ON_CPL3) */
@@ -150,7 +150,7 @@ struct interp_cpu {
 
 /* Put the CPU into the architectural reset state (real mode, CS:IP = F000:FFF0). */
 void interp_reset(struct interp_cpu *cpu);
-/* Execute up to max_insns instructions; returns an enum interp_stop. */
+/* Execute up to max_insns instructions (each fault delivered counts as one); returns an enum interp_stop. */
 int interp_run(struct interp_cpu *cpu, uint64_t max_insns, int flags);
 /* Mnemonic of the instruction at CS:RIP ("?" if it cannot be fetched or is unknown). */
 const char *interp_mnemonic(struct interp_cpu *cpu);

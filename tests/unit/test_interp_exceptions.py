@@ -274,3 +274,21 @@ def test_hlt_wakes_on_interrupt():
     result = machine.cpu.run(100)
     assert result.reason == StopReason.HLT
     assert machine.memory.read_int(0x7000, 4) == 0x31
+
+
+def test_a_fault_storm_ends_the_run_at_its_budget():
+    """A #UD handler that is the faulting ud2 itself, on an IST stack: the CPU delivers the
+    fault forever without retiring an instruction.  Each delivery counts against the run's
+    budget, so the run still returns (found by the interpreter's fuzz target)."""
+    from kvmpy.interp.testing import _gate64
+
+    machine = Machine()
+
+    def handler_is_the_fault(memory):
+        memory.write(IDT_ADDR + 16 * 6, _gate64(CODE_ADDR, SEL_CODE64, 0, ist=1))
+
+    machine.prepare(bytes([0x0F, 0x0B]), memory_setup=handler_is_the_fault)
+    result = machine.cpu.run(1000)
+    assert result.reason == StopReason.BUDGET
+    assert result.executed == 0
+    assert machine.cpu.get("rip") == CODE_ADDR

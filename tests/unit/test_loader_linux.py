@@ -118,3 +118,13 @@ def test_mptable_routes_each_pci_slot_s_inta_to_its_ioapic_input_edge_high():
     pci = [entry for entry in entries if entry[0] == 3 and entry[4] == 1]  # I/O interrupt, source bus 1: PCI
     # type, INT, flags (edge, active high), bus, source = slot << 2 | INTA, IOAPIC id, pin
     assert pci == [bytes([3, 0, 0b0101, 0, 1, 1 << 2, 1, 5]), bytes([3, 0, 0b0101, 0, 1, 2 << 2, 1, 6])]
+
+
+def test_a_command_line_with_undecodable_bytes_reaches_the_guest_as_typed(memory):
+    """argv's bytes that are not UTF-8 arrive as escapes in the str; the guest gets the
+    original bytes (this was a traceback; found by the cmdline fuzz target)."""
+    from kvmpy.loader.image import write_cmdline
+
+    typed = b"console=ttyS0 label=\xff\xfe"
+    address = write_cmdline(memory, typed.decode("utf-8", "surrogateescape"))
+    assert memory.read(address, len(typed) + 1) == typed + b"\0"
