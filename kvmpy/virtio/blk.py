@@ -103,7 +103,9 @@ class BlockDevice(VirtioDevice):
         if size % SECTOR_SIZE:
             log.warning("%s: size %d is not a multiple of %d; the last partial sector is hidden", path, size, SECTOR_SIZE)
         self.capacity = size // SECTOR_SIZE
+        self.path = path
         self.read_only = read_only
+        self._deletion_reported = False
         self.serial = (serial if serial is not None else os.path.basename(path)).encode()[:ID_BYTES]
         features = bit(F_SEG_MAX) | bit(F_BLK_SIZE) | bit(F_FLUSH)
         features |= bit(F_RO) if read_only else bit(F_DISCARD) | bit(F_WRITE_ZEROES)
@@ -115,8 +117,17 @@ class BlockDevice(VirtioDevice):
         struct.pack_into("<IIB", config, _CONFIG_WRITE_ZEROES, MAX_DISCARD_SECTORS, MAX_DISCARD_SEGMENTS, 1)
         super().__init__(features, [queue_size], bytes(config))
 
+    def _report_deletion(self) -> None:
+        """Say once when the image file was deleted under a running VM: the guest's writes
+        (and flushes) still succeed, into a file that disappears when kvmpy closes it."""
+        if not self._deletion_reported and not self.read_only and os.fstat(self.fd).st_nlink == 0:
+            self._deletion_reported = True
+            log.warning("virtio-blk: the disk image %s was deleted while the VM runs: "
+                        "what the guest writes is lost when the VM ends", self.path)
+
     def close(self) -> None:
         if self.fd >= 0:
+            self._report_deletion()
             os.close(self.fd)
             self.fd = -1
 
@@ -131,7 +142,7 @@ class BlockDevice(VirtioDevice):
             try:
                 status, written = self._execute(chain, req_type, sector, status_at)
             except OSError as exc:
-                log.warning("virtio-blk: host I/O error: %s", exc)
+                log.warning("virtio-blk: host I/O error: %s", str(exc))  # not exc: its frames hold guest RAM views
                 status = S_IOERR
             chain.write(status_at, bytes([status]))
             queue.add_used(chain.head, written + 1)
@@ -151,6 +162,7 @@ class BlockDevice(VirtioDevice):
             return S_OK, 0
         if req_type == T_FLUSH:
             os.fsync(self.fd)
+            self._report_deletion()
             return S_OK, 0
         if req_type == T_GET_ID:
             count = min(ID_BYTES, data_in)

@@ -100,6 +100,32 @@ def test_flush(guest):
     assert submit(guest, blk.T_FLUSH)[:2] == (blk.S_OK, 1)
 
 
+@pytest.mark.hostile
+def test_an_image_deleted_under_the_vm_is_reported_once_and_keeps_working(image, caplog):
+    guest = make_guest(image)
+    try:
+        os.unlink(image)
+        assert submit(guest, blk.T_OUT, 1, out=pattern(9))[0] == blk.S_OK
+        assert submit(guest, blk.T_FLUSH)[0] == blk.S_OK
+        assert submit(guest, blk.T_FLUSH)[0] == blk.S_OK
+        assert submit(guest, blk.T_IN, 1, in_len=512)[2] == pattern(9)
+    finally:
+        guest.close()
+    deleted = [r.getMessage() for r in caplog.records if "was deleted while the VM runs" in r.getMessage()]
+    assert deleted == [f"virtio-blk: the disk image {image} was deleted while the VM runs: "
+                       "what the guest writes is lost when the VM ends"]
+
+
+@pytest.mark.hostile
+def test_an_image_truncated_under_the_vm_gives_ioerr_past_its_new_end(guest, image, caplog):
+    os.truncate(image, 4 * 512)
+    assert submit(guest, blk.T_IN, 2, in_len=512)[2] == pattern(2)
+    status, used, _ = submit(guest, blk.T_IN, 8, in_len=1024)
+    assert status == blk.S_IOERR
+    assert any("unexpected end of disk image" in r.getMessage() for r in caplog.records)
+    assert submit(guest, blk.T_IN, 3, in_len=512)[2] == pattern(3)  # the device lives on
+
+
 def test_get_id(guest):
     status, used, data = submit(guest, blk.T_GET_ID, in_len=20)
     assert (status, used) == (blk.S_OK, 21)
