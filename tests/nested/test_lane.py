@@ -28,7 +28,7 @@ pytestmark = pytest.mark.nested
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 INNER = REPO / "tests" / "nested" / "inner.py"
-LANE_BUDGET = 1800  # seconds for every attempt together; one inner run takes ~10 min here
+LANE_BUDGET = 1800  # seconds for every attempt together (one inner run: see README, Tests)
 # The outer VM freezes now and then (FROZEN_AFTER in kvmpy/nested/lane.py: about one 2-vCPU
 # Linux boot in 10, told within 30 s by its heartbeat); the lane is then booted again for
 # the tests that had not finished, within LANE_BUDGET.
@@ -170,14 +170,15 @@ GROUPS = {
     "virtio-blk and virtio-rng through ioeventfd/irqfd": ("tests.linux.test_virtio_guest", "[kvm-eventfd]", 3),
     "virtio-blk and virtio-rng through exits": ("tests.linux.test_virtio_guest", "[kvm-exit]", 3),
     "virtio-net over a TAP, ping and TCP, both paths": ("tests.linux.test_network_guest", "[kvm-", 2),
-    "a kernel panic ends the run with status 3 under KVM": ("tests.linux.test_panic", "[kvm-", 4),
+    "a kernel panic ends the run with status 3 under KVM (pvpanic, reboot)": ("tests.linux.test_panic", "[kvm-", 2),
     "ACPI: Debian's kernel on kvmpy's tables, 2 vCPUs, power-off; halt without ACPI":
         ("tests.linux.test_acpi_linux", "[kvm]", 2),
     "Linux's vmlinux through its PVH entry, 2 vCPUs": ("tests.linux.test_pvh", "[kvm]", 1),
     "a multiboot kernel starts its second vCPU by INIT/SIPI": ("tests.machine.test_multiboot", "[kvm-2cpus]", 1),
     "defconfig kernel: disk and network over virtio-pci": ("tests.linux.test_defconfig", "[kvm]", 1),
     "Debian 12 to multi-user.target on virtio-blk, powered off through ACPI": ("tests.linux.test_distro", "[kvm]", 1),
-    "kvmpy exec: the host's root over 9p, --rw, streams and statuses under KVM": ("tests.linux.test_exec", "[kvm]", 3),
+    "kvmpy exec: the host's root over 9p, the acceptance command under KVM": ("tests.linux.test_exec", "[kvm]", 1),
+    "virtio-9p over both virtio paths and both transports": ("tests.linux.test_virtio_9p_guest", "[kvm-", 4),
 }
 
 
