@@ -1,8 +1,10 @@
 """Build the tiny test guests in this folder into ELF images kvmpy can boot.
 
-Each `*.S` is assembled with the system's GNU `as` and linked with `ld`; `layout.inc` is
-generated from `kvmpy.layout` first, so guests and VMM share one set of addresses. A note in
-each image (see `note.inc`) tells kvmpy's ELF loader which CPU mode to start the guest in.
+Each `*.S` is assembled with the system's GNU `as`, each bare-metal `*.c` (all but
+exec_init.c) compiled freestanding with gcc, and linked with `ld`; `layout.inc` and
+`layout.h` are generated from `kvmpy.layout` first, so guests and VMM share one set of
+addresses. A note in each image (see `guest.inc`) tells kvmpy's ELF loader which CPU mode to
+start the guest in.
 
     python boot/guests/build.py [--out DIR]      # default: kvmpy/guests/ in this checkout
 """
@@ -40,8 +42,16 @@ def layout_include() -> str:
     return "\n".join(lines) + "\n"
 
 
+def layout_header() -> str:
+    """The same constants as C macros, for the guests written in C."""
+    from kvmpy import layout
+    lines = [f"#define {name} {value:#x}ull" for name, value in vars(layout).items()
+             if name.isupper() and isinstance(value, int)]
+    return "\n".join(lines) + "\n"
+
+
 def sources() -> list[pathlib.Path]:
-    return sorted(HERE.glob("*.S"))
+    return sorted(HERE.glob("*.S")) + sorted(path for path in HERE.glob("*.c") if path != EXEC_INIT)
 
 
 def _run(command: list[str]) -> None:
@@ -70,19 +80,28 @@ def linker_script(real_mode: bool) -> str:
     return LINKER_SCRIPT.format(link=layout.HIGH_MEMORY, load=layout.HIGH_MEMORY)
 
 
+EXEC_INIT = HERE / "exec_init.c"  # kvmpy exec's init: a Linux user program, not a bare-metal guest
+# Guests in C run in long mode on kvmpy's identity map with no runtime at all.
+BARE_METAL_C_FLAGS = ["-m64", "-ffreestanding", "-nostdlib", "-fno-pic", "-fno-pie", "-mno-red-zone",
+                      "-mgeneral-regs-only", "-fno-stack-protector", "-fno-asynchronous-unwind-tables",
+                      "-O2", "-Wall", "-Werror"]
+
+
 def build_guest(source: pathlib.Path, work_dir: pathlib.Path, out_dir: pathlib.Path) -> pathlib.Path:
     name = source.stem
     obj = work_dir / f"{name}.o"
     script = work_dir / f"{name}.ld"
     target = out_dir / f"{name}.elf"
     script.write_text(linker_script(real_mode=name in REAL_MODE_GUESTS))
-    _run(["as", "--64", "-I", str(work_dir), "-I", str(HERE), "-I", str(NATIVE), "-o", str(obj), str(source)])
+    if source.suffix == ".c":
+        _run(["gcc", *BARE_METAL_C_FLAGS, "-I", str(work_dir), "-c", "-o", str(obj), str(source)])
+    else:
+        _run(["as", "--64", "-I", str(work_dir), "-I", str(HERE), "-I", str(NATIVE), "-o", str(obj), str(source)])
     _run(["ld", "-m", "elf_x86_64", "-nostdlib", "-static", "-z", "max-page-size=4096",
           "-z", "noexecstack", "-T", str(script), "-o", str(target), str(obj)])
     return target
 
 
-EXEC_INIT = HERE / "exec_init.c"  # kvmpy exec's init: a Linux user program, not a bare-metal guest
 EXEC_INIT_FLAGS = ["-static", "-nostdlib", "-ffreestanding", "-fno-stack-protector", "-fno-pie", "-no-pie",
                    "-fno-asynchronous-unwind-tables", "-O2", "-Wall", "-Werror", "-Wl,--build-id=none"]
 
@@ -105,6 +124,7 @@ def build_all(out_dir: pathlib.Path = DEFAULT_OUT) -> list[pathlib.Path]:
     with tempfile.TemporaryDirectory(prefix="kvmpy-guests-") as tmp:
         work_dir = pathlib.Path(tmp)
         (work_dir / "layout.inc").write_text(layout_include())
+        (work_dir / "layout.h").write_text(layout_header())
         return [build_guest(source, work_dir, out_dir) for source in sources()] + [build_exec_init(work_dir, out_dir)]
 
 
@@ -112,7 +132,7 @@ def fingerprint() -> str:
     """A hash of every input, so callers can cache builds."""
     digest = hashlib.sha256(layout_include().encode())
     digest.update(__import__("kvmpy.exec.contract", fromlist=["c_header"]).c_header().encode())
-    for path in sorted(HERE.glob("*.S")) + sorted(HERE.glob("*.inc")) + [EXEC_INIT, NATIVE / "compute_blocks.inc",
+    for path in sorted(HERE.glob("*.S")) + sorted(HERE.glob("*.c")) + sorted(HERE.glob("*.inc")) + [NATIVE / "compute_blocks.inc",
                                                                           pathlib.Path(__file__)]:
         digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()[:16]
