@@ -166,9 +166,9 @@ def test_a_linux_guest_runs_user_space_on_two_vcpus_under_kvm(lane):
 GROUPS = {
     "tiny guests (tests/machine) under --accel kvm": ("tests.machine.", "", 24),
     "tests/kvm: fallback, unhandled exits, syscall probe, CLI": ("tests.kvm.", "", 17),
-    "Linux user space under KVM: uname, 2 vCPUs, status, poweroff, reboot": ("tests.linux.test_boot", "[kvm", 5),
-    "virtio-blk and virtio-rng through ioeventfd/irqfd": ("tests.linux.test_virtio_guest", "[kvm-eventfd]", 3),
-    "virtio-blk and virtio-rng through exits": ("tests.linux.test_virtio_guest", "[kvm-exit]", 3),
+    "Linux user space under KVM: init, 2 vCPUs, poweroff, reboot": ("tests.linux.test_boot", "[kvm", 3),
+    "virtio-blk and virtio-rng through ioeventfd/irqfd": ("tests.linux.test_virtio_guest", "[kvm-eventfd]", 2),
+    "virtio-blk and virtio-rng through exits": ("tests.linux.test_virtio_guest", "[kvm-exit]", 2),
     "virtio-net over a TAP, ping and TCP, both paths": ("tests.linux.test_network_guest", "[kvm-", 2),
     "a kernel panic ends the run with status 3 under KVM (pvpanic, reboot)": ("tests.linux.test_panic", "[kvm-", 2),
     "ACPI: Debian's kernel on kvmpy's tables, 2 vCPUs, power-off; halt without ACPI":
@@ -178,7 +178,8 @@ GROUPS = {
     "defconfig kernel: disk and network over virtio-pci": ("tests.linux.test_defconfig", "[kvm]", 1),
     "Debian 12 to multi-user.target on virtio-blk, powered off through ACPI": ("tests.linux.test_distro", "[kvm]", 1),
     "kvmpy exec: the host's root over 9p, the acceptance command under KVM": ("tests.linux.test_exec", "[kvm]", 1),
-    "virtio-9p over both virtio paths and both transports": ("tests.linux.test_virtio_9p_guest", "[kvm-", 4),
+    "virtio-9p over both virtio paths and both transports": ("tests.linux.test_virtio_9p_guest", "[kvm-", 2),
+    "a guest attacking its virtio-blk devices, both paths and transports": ("tests.machine.test_hostile_guest", "[kvm-", 2),
 }
 
 
