@@ -126,22 +126,25 @@ static void write64(volatile u8 *regs, u32 offset, u64 value) {
     R32(regs, offset + 4) = (u32)(value >> 32);
 }
 
+/* Where each transport keeps queue 0's configuration, and how wide its small registers are. */
+static const struct { u32 select, size, desc, driver, device, ready, width; } queue_regs[] = {
+    [MMIO] = {MMIO_QUEUE_SEL, MMIO_QUEUE_NUM, MMIO_QUEUE_DESC, MMIO_QUEUE_DRIVER, MMIO_QUEUE_DEVICE, MMIO_QUEUE_READY, 4},
+    [PCI] = {PCI_QUEUE_SELECT, PCI_QUEUE_SIZE, PCI_QUEUE_DESC, PCI_QUEUE_DRIVER, PCI_QUEUE_DEVICE, PCI_QUEUE_ENABLE, 2},
+};
+
+static void write_small(volatile u8 *regs, u32 offset, u32 width, u32 value) {
+    if (width == 4) R32(regs, offset) = value;
+    else R16(regs, offset) = (u16)value;
+}
+
 static void set_queue(struct device *d, u16 size, u64 desc, u64 avail, u64 used, int ready) {
-    if (d->transport == MMIO) {
-        R32(d->regs, MMIO_QUEUE_SEL) = 0;
-        R32(d->regs, MMIO_QUEUE_NUM) = size;
-        write64(d->regs, MMIO_QUEUE_DESC, desc);
-        write64(d->regs, MMIO_QUEUE_DRIVER, avail);
-        write64(d->regs, MMIO_QUEUE_DEVICE, used);
-        R32(d->regs, MMIO_QUEUE_READY) = (u32)ready;
-    } else {
-        R16(d->regs, PCI_QUEUE_SELECT) = 0;
-        R16(d->regs, PCI_QUEUE_SIZE) = size;
-        write64(d->regs, PCI_QUEUE_DESC, desc);
-        write64(d->regs, PCI_QUEUE_DRIVER, avail);
-        write64(d->regs, PCI_QUEUE_DEVICE, used);
-        R16(d->regs, PCI_QUEUE_ENABLE) = (u16)ready;
-    }
+    u32 width = queue_regs[d->transport].width;
+    write_small(d->regs, queue_regs[d->transport].select, width, 0);
+    write_small(d->regs, queue_regs[d->transport].size, width, size);
+    write64(d->regs, queue_regs[d->transport].desc, desc);
+    write64(d->regs, queue_regs[d->transport].driver, avail);
+    write64(d->regs, queue_regs[d->transport].device, used);
+    write_small(d->regs, queue_regs[d->transport].ready, width, (u32)ready);
 }
 
 static void kick(struct device *d) {

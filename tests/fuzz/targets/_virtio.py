@@ -40,3 +40,16 @@ def play_hostile_rings(device_name: str, data: bytes) -> None:
         check(guest)
     finally:
         guest.close()
+
+
+def play_transport_ops(transport: str, data: bytes, step) -> None:
+    """A fresh device (the first byte picks which) on `transport`, then `step(guest, reader,
+    op, where)` for each (op, where) byte pair of the rest; the properties at the end."""
+    reader = Input(data)
+    guest = fresh_guest(DEVICE_NAMES[reader.u8() % len(DEVICE_NAMES)], transport)
+    try:
+        while not reader.exhausted:
+            step(guest, reader, reader.u8(), reader.u8())
+        check(guest)
+    finally:
+        guest.close()
