@@ -45,6 +45,8 @@ def test_native_seeds_and_regressions_replay_clean(target):
 
 @pytest.mark.parametrize("target", PYTHON_TARGETS + NATIVE_TARGETS)
 def test_a_short_fuzz_run_is_clean(target):
+    if target in PYTHON_TARGETS:
+        pytest.importorskip("atheris", reason="atheris is not installed (pip install -e '.[test]')")
     result = fuzz_run.run_target(target, FUZZ_SECONDS)
     if result.status == "unavailable":
         pytest.skip(f"{target}: {result.detail}")
