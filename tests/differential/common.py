@@ -240,3 +240,12 @@ def plain_sregs():
 
 
 __all__ = ["GPRS64", "SCRATCH_SIZE", "Outcome", "prepare_memory", "user_sregs", "plain_sregs", "case_addr"]
+
+
+def host_vendor() -> str:
+    """The host CPU's vendor string (GenuineIntel, AuthenticAMD): what the hardware side is."""
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("vendor_id"):
+                return line.split(":", 1)[1].strip()
+    return "unknown"

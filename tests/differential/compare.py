@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from typing import NamedTuple
+
 from .cases import GPRS64, LOW_SCRATCH_ADDR, SCRATCH_ADDR, SCRATCH_SIZE
 from .common import WINDOWS
 
@@ -21,18 +24,46 @@ FRAME_FIELDS = ("error_code", "rip", "cs", "rflags", "rsp", "ss")
 STATUS_FLAGS = 0x8D5  # CF PF AF ZF SF OF
 
 
-def vendor_specific(case, hw) -> tuple[bool, int]:
-    """What a faulting case may leave differently on Intel and AMD, so the interpreter (which
-    follows one of them) is not held to the other: (ignore the stack window, flags to ignore).
-    Seen: a `call` to a non-canonical target faults after pushing the return address on an
-    Intel Xeon and before it on AMD Zen 4; a `repe/repne cmps/scas` that faults in a later
-    iteration leaves the flags of the iterations done on AMD and the flags it started with on
-    Intel."""
-    if hw.vector is None:
-        return False, 0
+class VendorSpecific(NamedTuple):
+    """What a case may leave differently on Intel and AMD, so the interpreter (which follows
+    one of them) is not held to the other."""
+    skip_stack: bool  # the stack window
+    loose_flags: int  # RFLAGS bits
+    skip_cr2: bool
+    skip_upper_vregs: bool  # the ymm registers' upper halves after a fault
+    scratch_bytes: frozenset  # offsets in the scratch area
+
+
+MASKED_STORE = re.compile(r"\b(vmaskmovp[sd]|vpmaskmov[dq]) [xy]mmword ptr")
+XMM_GATHER = re.compile(r"\bv(p?gather[dq][dq]|gather[dq]p[sd]) xmm")
+FPU_ENVIRONMENT = re.compile(r"\bfn(?:stenv|save) \[r15(?: \+ (\d+))?\]")
+UD_VECTOR = 6
+FCS_FDS_OFFSETS = (16, 17, 24, 25)  # in the protected-mode environment both store: the code and data selectors
+
+
+def vendor_specific(case, hw) -> VendorSpecific:
+    """Seen, Intel Xeon against AMD EPYC (Zen 4):
+    - a `call` to a non-canonical target faults after pushing the return address on Intel
+      and before it on AMD;
+    - a `repe/repne cmps/scas` that faults in a later iteration leaves the flags of the
+      iterations done on AMD and the flags it started with on Intel;
+    - a masked store that faults reports the last byte of the faulting element in CR2 on
+      Intel, the first byte of the page it could not write on AMD;
+    - an xmm-form gather that faults zeroes the upper halves of its destination and mask on
+      Intel and leaves them on AMD;
+    - `fnstenv`/`fnsave` store FCS and FDS as 0 on Intel (CPUID.7.EBX[13], the selectors
+      deprecated) and the selectors on AMD;
+    - after the #UD of an invalid VEX.L/VEX.W encoding, AMD shows the destination's upper
+      half as all ones."""
     text = " ; ".join(case.lines)
+    environment = frozenset(int(offset or 0) + byte for offset in FPU_ENVIRONMENT.findall(text)
+                            for byte in FCS_FDS_OFFSETS)
+    if hw.vector is None:
+        return VendorSpecific(False, 0, False, False, environment)
     string_compare = any(f"{rep} {op}" in text for rep in ("repe", "repne", "repz", "repnz") for op in ("cmps", "scas"))
-    return "call" in text, STATUS_FLAGS if string_compare else 0
+    return VendorSpecific("call" in text, STATUS_FLAGS if string_compare else 0, bool(MASKED_STORE.search(text)),
+                          bool(XMM_GATHER.search(text)) or (hw.vector == UD_VECTOR and text.startswith(".byte 0xc4")),
+                          environment)
 
 
 def flag_names(bits: int) -> str:
@@ -60,7 +91,8 @@ def compare(case, hw, sw) -> list[str]:
         a, b = hw.regs[name] & mask, sw.regs[name] & mask
         if a != b:
             diffs.append(f"{name}: hardware {a:#018x}, interpreter {b:#018x} (xor {a ^ b:#x})")
-    skip_stack, loose_flags = vendor_specific(case, hw)
+    vendor = vendor_specific(case, hw)
+    skip_stack, loose_flags = vendor.skip_stack, vendor.loose_flags
     mask = COMPARED_FLAGS & ~case.undefined_flags & ~loose_flags
     if hw.vector is not None:  # faulted part way: what was undefined there is not tracked
         loose_flags |= case.ever_undefined_flags
@@ -71,6 +103,9 @@ def compare(case, hw, sw) -> list[str]:
                      f"differ in {flag_names((hw.rflags ^ sw.rflags) & mask)}")
     for start, name, addr in ((0, "scratch", SCRATCH_ADDR), (SCRATCH_SIZE, "low scratch", LOW_SCRATCH_ADDR)):
         a, b = hw.scratch[start:start + SCRATCH_SIZE], sw.scratch[start:start + SCRATCH_SIZE]
+        if start == 0 and vendor.scratch_bytes:
+            a = bytes(0 if i in vendor.scratch_bytes else byte for i, byte in enumerate(a))
+            b = bytes(0 if i in vendor.scratch_bytes else byte for i, byte in enumerate(b))
         if a != b:
             where = [i for i in range(len(a)) if a[i] != b[i]]
             first, last = where[0], where[-1]
@@ -89,12 +124,12 @@ def compare(case, hw, sw) -> list[str]:
             if a != b:
                 diffs.append(f"exception frame {field}: hardware {a if a is None else hex(a)}, "
                              f"interpreter {b if b is None else hex(b)}")
-        if hw.cr2 != sw.cr2:
+        if hw.cr2 != sw.cr2 and not vendor.skip_cr2:
             diffs.append(f"cr2: hardware {hw.cr2:#x}, interpreter {sw.cr2:#x}")
         if hw.mxcsr != sw.mxcsr:  # e.g. the exception flags an #XM left
             diffs.append(f"mxcsr after the fault: hardware {hw.mxcsr:#x}, interpreter {sw.mxcsr:#x}")
         if hw.vregs != sw.vregs:  # e.g. a gather's progress
-            for i in range(32):
+            for i in range(16 if vendor.skip_upper_vregs else 32):
                 a, b = hw.vregs[16 * i:16 * i + 16], sw.vregs[16 * i:16 * i + 16]
                 if a != b:
                     name = f"xmm{i}" if i < 16 else f"ymm{i - 16}[255:128]"
