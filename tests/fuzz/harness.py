@@ -20,11 +20,11 @@ def main() -> None:
     # be imported before this point, or its modules would run uninstrumented.
     with atheris.instrument_imports(include=["kvmpy", "targets"]):
         target = importlib.import_module(f"targets.{name}")
-    from targets._support import raise_on_contained_bugs
+    from targets._support import contained_bugs_raise
 
-    raise_on_contained_bugs()
-    atheris.Setup([sys.argv[0]] + sys.argv[2:], target.one_input)
-    atheris.Fuzz()
+    with contained_bugs_raise():
+        atheris.Setup([sys.argv[0]] + sys.argv[2:], target.one_input)
+        atheris.Fuzz()
 
 
 if __name__ == "__main__":

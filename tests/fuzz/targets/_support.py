@@ -4,6 +4,7 @@ guard that turns a contained device-model bug into a crash the fuzzer sees."""
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import shutil
 import tempfile
@@ -62,14 +63,22 @@ class _RaiseOnContainedBug(logging.Handler):
             raise ContainedBug(record.getMessage()) from record.exc_info[1]
 
 
-def raise_on_contained_bugs() -> None:
-    """Make kvmpy's `log.exception` backstops (transport, worker, 9p server) raise instead,
-    so the fuzzer reports what they would hide.  Idempotent."""
-    logger = logging.getLogger("kvmpy")
-    if not any(isinstance(handler, _RaiseOnContainedBug) for handler in logger.handlers):
-        logger.addHandler(_RaiseOnContainedBug())
-        logger.setLevel(logging.WARNING)
+@contextlib.contextmanager
+def contained_bugs_raise():
+    """While inside, kvmpy's `log.exception` backstops (transport, worker, 9p server) raise
+    instead, so the fuzzer reports what they would hide.  The fuzz harness stays inside for
+    its whole run; an in-process replay (the test suite) leaves kvmpy's logging as it was."""
+    logger, handler = logging.getLogger("kvmpy"), _RaiseOnContainedBug()
+    level, raise_exceptions = logger.level, logging.raiseExceptions
+    logger.addHandler(handler)
+    logger.setLevel(min(level or logging.WARNING, logging.WARNING))
     logging.raiseExceptions = True
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logging.raiseExceptions = raise_exceptions
 
 
 def register_ops(reader: Input, registers: int, sizes=(1,)):
