@@ -42,9 +42,11 @@ def test_debian_kernel_accepts_the_tables_and_powers_off_through_acpi(debian_ker
     ("reboot -f", "reset", 0, "guest reset through the ACPI reset register"),
     ("halt -f", "halted", 4, "all vCPUs halted with interrupts off"),
 ])
-def test_debian_kernel_reboot_and_halt_are_told_apart_from_poweroff(debian_kernel, test_initrd,
-                                                                   command, kind, status, message):
-    result = run_command(debian_kernel, command, test_initrd, accel="interp", timeout=BOOT_TIMEOUT)
+def test_an_acpi_kernel_s_reboot_and_halt_are_told_apart_from_poweroff(defconfig_kernel, test_initrd,
+                                                                       command, kind, status, message):
+    """x86_64_defconfig has ACPI, as Debian's kernel (the test above) does, and boots in the
+    interpreter in a quarter of its time."""
+    result = run_command(defconfig_kernel, command, test_initrd, accel="interp", timeout=BOOT_TIMEOUT)
     assert (result.stop.kind, result.stop.exit_code, result.stop.message) == (kind, status, message), \
         result.console[-3000:]
 

@@ -169,8 +169,8 @@ GROUPS = {
     "Linux user space under KVM: init, 2 vCPUs, poweroff, reboot": ("tests.linux.test_boot", "[kvm", 3),
     "virtio-blk and virtio-rng through ioeventfd/irqfd": ("tests.linux.test_virtio_guest", "[kvm-eventfd]", 2),
     "virtio-blk and virtio-rng through exits": ("tests.linux.test_virtio_guest", "[kvm-exit]", 2),
-    "virtio-net over a TAP, ping and TCP, both paths": ("tests.linux.test_network_guest", "[kvm-", 2),
-    "a kernel panic ends the run with status 3 under KVM (pvpanic, reboot)": ("tests.linux.test_panic", "[kvm-", 2),
+    "virtio-net over a TAP, ping and TCP, through ioeventfd/irqfd": ("tests.linux.test_network_guest", "[kvm-eventfd", 1),
+    "a kernel panic ends the run with status 3 under KVM (pvpanic)": ("tests.linux.test_panic", "[kvm-", 1),
     "ACPI: Debian's kernel on kvmpy's tables, 2 vCPUs, power-off; halt without ACPI":
         ("tests.linux.test_acpi_linux", "[kvm]", 2),
     "Linux's vmlinux through its PVH entry, 2 vCPUs": ("tests.linux.test_pvh", "[kvm]", 1),
