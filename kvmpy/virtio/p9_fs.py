@@ -66,10 +66,13 @@ def _openat2(dirfd: int, path: bytes, flags: int, mode: int = 0) -> int:
 
 
 def _probe_openat2() -> bool:
+    root = os.open("/", _DIR_FLAGS)
     try:
-        os.close(_openat2(os.open("/", _DIR_FLAGS), b".", _DIR_FLAGS))
+        os.close(_openat2(root, b".", _DIR_FLAGS))
     except OSError:
         return False
+    finally:
+        os.close(root)
     return True
 
 

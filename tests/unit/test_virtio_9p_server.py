@@ -529,3 +529,12 @@ def test_export_of_a_missing_directory_is_a_config_error(tmp_path):
     (tmp_path / "file").write_bytes(b"")
     with pytest.raises(ConfigError, match="cannot share"):
         Export(str(tmp_path / "file"))
+
+
+def test_an_export_opened_and_closed_leaves_no_fd_behind(tree):
+    """Found by the p9_messages fuzz target (EMFILE after ~20,000 exports): the openat2 probe
+    kept the fd of '/' it resolved from."""
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(50):
+        Export(str(tree)).close()
+    assert len(os.listdir("/proc/self/fd")) == before
