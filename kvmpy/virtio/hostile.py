@@ -221,4 +221,3 @@ class HostileDriver:
         assert memory.refused == []
         for queue, old in zip(transport.queues, before):
             assert (queue.next_used - old) & 0xFFFF <= max(queue.size, 0)
-

@@ -32,12 +32,11 @@ import sys
 import time
 
 HERE = pathlib.Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path[:0] = [str(HERE), str(HERE.parent.parent)]  # the targets, and this checkout's kvmpy
 
-from native.build import Unavailable, interp_binary  # noqa: E402
+from native.build import CACHE, Unavailable, interp_binary  # noqa: E402
 from targets import ALL_TARGETS, NATIVE_TARGETS  # noqa: E402
 
-CACHE = pathlib.Path(os.environ.get("KVMPY_CACHE", pathlib.Path.home() / ".cache" / "kvmpy")) / "fuzz"
 SEEDS = HERE / "corpus"
 REGRESSIONS = HERE / "regressions"
 ARTIFACT_KINDS = ("crash", "timeout", "oom", "leak")  # libFuzzer's artifact file prefixes

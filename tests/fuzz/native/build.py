@@ -10,16 +10,17 @@ unavailable, with that reason."""
 from __future__ import annotations
 
 import hashlib
-import os
 import pathlib
 import shutil
 import subprocess
+
+from kvmpy.initramfs import cache_root
 
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parent.parent.parent
 INTERP_SOURCES = REPO / "native" / "interp"
 HARNESS = HERE / "interp_fuzz.c"
-CACHE = pathlib.Path(os.environ.get("KVMPY_CACHE", pathlib.Path.home() / ".cache" / "kvmpy")) / "fuzz"
+CACHE = cache_root() / "fuzz"  # the built binary; run.py keeps corpora and crashes beside it
 FLAGS = ["-g", "-O1", "-pthread", "-std=gnu11", "-fno-strict-aliasing",
          "-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=undefined",
          "-fno-sanitize-coverage=trace-cmp"]

@@ -37,12 +37,6 @@ class Input:
     def u32(self) -> int:
         return self.uint(4)
 
-    def u64(self) -> int:
-        return self.uint(8)
-
-    def choice(self, options):
-        return options[self.u8() % len(options)]
-
     def rest(self) -> bytes:
         chunk, self.pos = self.data[self.pos :], len(self.data)
         return chunk
